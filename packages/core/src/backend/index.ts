@@ -1,0 +1,140 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { PeftError } from '../errors.js';
+import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
+
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendRequest = BackendName | 'auto';
+
+export type BackendInfo = {
+  /** The backend now active in tfjs. */
+  readonly name: BackendName;
+  /** What was found: the package, the GPU adapter, or why a preferred backend was skipped. */
+  readonly detail: string;
+};
+
+export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+export class BackendError extends PeftError {}
+
+let gradientsRegistered: Promise<unknown> | null = null;
+
+/**
+ * `@tensorflow/tfjs-core`'s Node entry registers no gradients; the union package registers them
+ * (once) into the same engine.
+ */
+function registerGradients(): Promise<unknown> {
+  gradientsRegistered ??= import('@tensorflow/tfjs');
+  return gradientsRegistered;
+}
+
+async function activate(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new BackendError(`the ${name} backend failed to initialise`);
+  await tf.ready();
+}
+
+async function initTensorflow(): Promise<string> {
+  const errors: string[] = [];
+  for (const packageName of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await import(packageName);
+      await activate('tensorflow');
+      return packageName;
+    } catch (error) {
+      errors.push(`${packageName}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new BackendError(
+    `the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node installed (${errors.join('; ')})`,
+  );
+}
+
+type GpuAdapterLike = { info?: { vendor?: string; architecture?: string; description?: string; device?: string }; isFallbackAdapter?: boolean };
+
+/** Software rasterisers expose WebGPU too; they are no faster than wasm, so `auto` skips them. */
+export function isSoftwareAdapter(adapter: GpuAdapterLike): boolean {
+  const text = Object.values(adapter.info ?? {}).join(' ').toLowerCase();
+  return Boolean(adapter.isFallbackAdapter) || /llvmpipe|swiftshader|lavapipe|software|softpipe/.test(text);
+}
+
+let webgpuReady: Promise<GpuAdapterLike> | null = null;
+
+async function setUpWebgpu(): Promise<GpuAdapterLike> {
+  const dawn = (await import('webgpu')) as { create: (flags: string[]) => unknown; globals: object };
+  Object.assign(globalThis, dawn.globals);
+  const attempts: { flags: string[]; options: object }[] = [
+    { flags: [], options: { powerPreference: 'high-performance' } },
+    // Headless machines without Vulkan: Dawn's OpenGL ES backend on a surfaceless EGL display.
+    { flags: ['backend=opengles'], options: { featureLevel: 'compatibility' } },
+  ];
+  for (const attempt of attempts) {
+    if (attempt.flags.includes('backend=opengles')) process.env.EGL_PLATFORM ??= 'surfaceless';
+    const gpu = dawn.create(attempt.flags) as { requestAdapter(options: object): Promise<GpuAdapterLike | null> };
+    const adapter = await gpu.requestAdapter(attempt.options).catch(() => null);
+    if (adapter) {
+      Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+      // The tfjs webgpu backend reads navigator.gpu when its module loads, so import it only now.
+      await import('@tensorflow/tfjs-backend-webgpu');
+      return adapter;
+    }
+  }
+  throw new BackendError('no WebGPU adapter found (Vulkan driver or EGL/OpenGL ES needed)');
+}
+
+async function initWebgpu(requireHardware: boolean): Promise<string> {
+  webgpuReady ??= setUpWebgpu();
+  const adapter = await webgpuReady;
+  const description = Object.values(adapter.info ?? {}).filter(Boolean).join(' ') || 'unknown adapter';
+  if (requireHardware && isSoftwareAdapter(adapter)) {
+    throw new BackendError(`the WebGPU adapter is a software renderer (${description})`);
+  }
+  await activate('webgpu');
+  return description;
+}
+
+async function initWasm(): Promise<string> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  await activate('wasm');
+  registerWasmFallbackKernels();
+  return 'tfjs-backend-wasm (SIMD, single thread)';
+}
+
+async function initCpu(): Promise<string> {
+  await import('@tensorflow/tfjs-backend-cpu');
+  await activate('cpu');
+  return 'tfjs-backend-cpu';
+}
+
+/**
+ * Selects and initialises a tfjs backend, registering gradients first. `auto` tries, in order,
+ * tfjs-node(-gpu) when installed, a hardware WebGPU adapter, then wasm.
+ */
+export async function initBackend(request: BackendRequest = 'auto'): Promise<BackendInfo> {
+  if (!backendNames.includes(request)) {
+    throw new BackendError(`unknown backend '${request}': expected one of ${backendNames.join(', ')}`);
+  }
+  await registerGradients();
+  switch (request) {
+    case 'tensorflow':
+      return { name: 'tensorflow', detail: await initTensorflow() };
+    case 'webgpu':
+      return { name: 'webgpu', detail: await initWebgpu(false) };
+    case 'wasm':
+      return { name: 'wasm', detail: await initWasm() };
+    case 'cpu':
+      return { name: 'cpu', detail: await initCpu() };
+    case 'auto': {
+      const skipped: string[] = [];
+      for (const [name, init] of [
+        ['tensorflow', initTensorflow],
+        ['webgpu', () => initWebgpu(true)],
+      ] as const) {
+        try {
+          return { name, detail: await init() };
+        } catch (error) {
+          skipped.push(`${name}: ${(error as Error).message}`);
+        }
+      }
+      return { name: 'wasm', detail: `${await initWasm()}; skipped ${skipped.join('; ')}` };
+    }
+  }
+}

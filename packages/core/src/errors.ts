@@ -1,0 +1,34 @@
+/** Base class of every error peft-ts throws on purpose, so callers can tell them from bugs. */
+export class PeftError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A tensor was requested from a shape-only (meta) parameter. */
+export class MetaTensorError extends PeftError {}
+
+/** A dotted module path does not exist, or a replacement does not fit there. */
+export class ModulePathError extends PeftError {}
+
+/** A state dict does not fit the module: missing, unexpected or mis-shaped entries (all listed). */
+export class StateDictError extends PeftError {
+  constructor(
+    message: string,
+    readonly missingKeys: string[] = [],
+    readonly unexpectedKeys: string[] = [],
+    readonly mismatchedKeys: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Adapter injection found nothing to wrap, or found modules no registered method can wrap. */
+export class AdapterInjectionError extends PeftError {}
+
+/** An adapter name that the model or layer does not hold. */
+export class UnknownAdapterError extends PeftError {}
+
+/** A merge was requested that cannot be done (non-finite result, unsupported base layer, shared weights). */
+export class MergeError extends PeftError {}

@@ -1,0 +1,59 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Module } from '../module.js';
+import { Parameter } from '../parameter.js';
+import { nextSeed } from '../random.js';
+import { parameterWeightAccess, type LinearLike, type WeightAccess } from '../weight-access.js';
+
+export type LinearOptions = { bias?: boolean; meta?: boolean };
+
+/** `y = x·Wᵀ + b` for input of any rank [..., in]; W is [out, in] (PyTorch layout). */
+export function linear(input: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
+  return tf.tidy(() => {
+    const inFeatures = input.shape[input.shape.length - 1];
+    const flat = input.rank === 2 ? input : tf.reshape(input, [-1, inFeatures]);
+    let output = tf.matMul(flat, weight, false, true);
+    if (bias) output = tf.add(output, bias);
+    return input.rank === 2 ? output : tf.reshape(output, [...input.shape.slice(0, -1), weight.shape[0]]);
+  });
+}
+
+/** PyTorch's default init for Linear/Conv weights and biases: U(±1/√fan_in). */
+export function uniformFanIn(shape: number[], fanIn: number): tf.Tensor {
+  const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+  return tf.randomUniform(shape, -bound, bound, 'float32', nextSeed());
+}
+
+export class Linear extends Module implements LinearLike {
+  readonly kind = 'linear' as const;
+  readonly weightAccess: WeightAccess = parameterWeightAccess(() => this.weight);
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: LinearOptions = {},
+  ) {
+    super();
+    const withBias = options.bias ?? true;
+    const create = (shape: number[]) => {
+      if (options.meta) return Parameter.meta(shape);
+      const init = uniformFanIn(shape, inFeatures);
+      const parameter = new Parameter(init);
+      init.dispose();
+      return parameter;
+    };
+    this.registerParameter('weight', create([outFeatures, inFeatures]));
+    this.registerParameter('bias', withBias ? create([outFeatures]) : null);
+  }
+
+  get weight(): Parameter {
+    return this.parameter('weight');
+  }
+
+  get bias(): Parameter | null {
+    return this.hasParameter('bias') ? this.parameter('bias') : null;
+  }
+
+  forward(input: tf.Tensor): tf.Tensor {
+    return linear(input, this.weight.value, this.bias?.value);
+  }
+}

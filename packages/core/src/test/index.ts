@@ -1,0 +1,49 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { initBackend, type BackendName } from '../backend/index.js';
+
+/**
+ * The backends numeric suites run on: cpu (exact reference) and wasm (fast path) by default,
+ * or the comma-separated list in PEFT_TS_BACKEND (e.g. `webgpu`, `tensorflow`).
+ */
+export function testBackends(): BackendName[] {
+  const requested = process.env.PEFT_TS_BACKEND;
+  return requested ? (requested.split(',').map((name) => name.trim()) as BackendName[]) : ['cpu', 'wasm'];
+}
+
+/** Runs the same suite once per backend (tfjs' describeWithFlags idea), switching in beforeAll. */
+export function describeWithBackends(name: string, body: (backend: BackendName) => void, backends = testBackends()): void {
+  for (const backend of backends) {
+    describe(`${name} [${backend}]`, () => {
+      let before = 0;
+      beforeAll(async () => {
+        await initBackend(backend);
+        before = tf.memory().numTensors;
+      });
+      afterAll(() => {
+        // Suites may keep fixtures alive in closures; the count only guards against runaway leaks.
+        if (tf.memory().numTensors - before > 50_000) throw new Error(`${name}: tensor leak on ${backend}`);
+      });
+      body(backend);
+    });
+  }
+}
+
+/** Absolute path of a file under the repository's `fixtures/peft-0.10/`. */
+export function fixturePath(...parts: string[]): string {
+  return fileURLToPath(new URL(`../../../../fixtures/peft-0.10/${parts.join('/')}`, import.meta.url));
+}
+
+/** Largest |a − b| over two tensors or arrays of the same size. */
+export function maxAbsDifference(actual: tf.Tensor | ArrayLike<number>, expected: tf.Tensor | ArrayLike<number>): number {
+  const a = actual instanceof tf.Tensor ? actual.dataSync() : actual;
+  const b = expected instanceof tf.Tensor ? expected.dataSync() : expected;
+  if (a.length !== b.length) throw new Error(`size mismatch: ${a.length} vs ${b.length}`);
+  let worst = 0;
+  for (let index = 0; index < a.length; index++) {
+    const difference = Math.abs(a[index] - b[index]);
+    if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
+  }
+  return worst;
+}
