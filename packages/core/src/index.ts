@@ -12,3 +12,4 @@ export * from './layers/dropout.js';
 export * from './adapter/target-matching.js';
 export * from './adapter/adapter-method.js';
 export * from './adapter/inject-adapter.js';
+export * from './decoder-model.js';
