@@ -13,3 +13,4 @@ export * from './adapter/target-matching.js';
 export * from './adapter/adapter-method.js';
 export * from './adapter/inject-adapter.js';
 export * from './decoder-model.js';
+export * from './tensor-io.js';

@@ -32,6 +32,14 @@ export abstract class Module {
     return module;
   }
 
+  protected unregisterModule(name: string): void {
+    this.childSlots.delete(name);
+  }
+
+  protected unregisterParameter(name: string): void {
+    this.parameterSlots.delete(name);
+  }
+
   /** The parameter registered directly on this module under `name`. */
   parameter(name: string): Parameter {
     const parameter = this.parameterSlots.get(name);
@@ -229,5 +237,55 @@ export class ModuleList<T extends Module = Module> extends Module {
 
   forward(): never {
     throw new ModulePathError('a ModuleList has no forward of its own; call its items');
+  }
+}
+
+/** Child modules keyed by name (PyTorch `ModuleDict`): one per adapter in adapter layers. */
+export class ModuleDict<T extends Module = Module> extends Module {
+  readonly kind: string = 'module_dict';
+
+  set(name: string, module: T): void {
+    this.registerModule(name, module);
+  }
+
+  get(name: string): T | undefined {
+    return this.hasChild(name) ? this.child<T>(name) : undefined;
+  }
+
+  delete(name: string): void {
+    this.unregisterModule(name);
+  }
+
+  keys(): string[] {
+    return this.namedChildren().map(([name]) => name);
+  }
+
+  forward(): never {
+    throw new ModulePathError('a ModuleDict has no forward of its own; call its items');
+  }
+}
+
+/** Parameters keyed by name (PyTorch `ParameterDict`): e.g. `lora_embedding_A.<adapter>`. */
+export class ParameterDict extends Module {
+  readonly kind: string = 'parameter_dict';
+
+  set(name: string, parameter: Parameter): void {
+    this.registerParameter(name, parameter);
+  }
+
+  get(name: string): Parameter | undefined {
+    return this.hasParameter(name) ? this.parameter(name) : undefined;
+  }
+
+  delete(name: string): void {
+    this.unregisterParameter(name);
+  }
+
+  keys(): string[] {
+    return this.directParameters().map(([name]) => name);
+  }
+
+  forward(): never {
+    throw new ModulePathError('a ParameterDict has no forward of its own');
   }
 }

@@ -1,0 +1,97 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PeftError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
+import { parseLoraConfigJson, serializeLoraConfig, type LoraConfig } from '@peft-ts/config';
+import { adapterStateDict, loadAdapterStateDict } from './adapter-state-dict.js';
+import { LoraModel, type LoraModelOptions } from './lora-model.js';
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+
+/** PEFT's layout: the `default` adapter in the directory itself, any other in a sub-directory of its name. */
+export function adapterDirectory(directory: string, adapterName: string): string {
+  return adapterName === 'default' ? directory : join(directory, adapterName);
+}
+
+/** A model may name the Python class PEFT records in `auto_mapping` when a config has no task type. */
+export type AutoMappingSource = { readonly peftAutoMapping?: { base_model_class: string; parent_library: string } };
+
+/**
+ * Writes adapters in PEFT's format: `adapter_config.json` (PEFT's exact formatting) and
+ * `adapter_model.safetensors` (PEFT's keys, metadata `{"format":"pt"}`), each written atomically.
+ */
+export async function saveAdapter(
+  loraModel: LoraModel,
+  directory: string,
+  options: { adapterNames?: readonly string[]; baseModelNameOrPath?: string } = {},
+): Promise<void> {
+  for (const adapterName of options.adapterNames ?? loraModel.adapterNames) {
+    const target = adapterDirectory(directory, adapterName);
+    await mkdir(target, { recursive: true });
+    const config = loraModel.config(adapterName);
+    const mapping = (loraModel.model as AutoMappingSource).peftAutoMapping;
+    const saved: LoraConfig = {
+      ...config,
+      baseModelNameOrPath: config.baseModelNameOrPath ?? options.baseModelNameOrPath ?? null,
+      // PEFT records the base model's Python class only when there is no task type.
+      autoMapping: config.taskType === null ? (config.autoMapping ?? mapping ?? null) : config.autoMapping,
+    };
+    await writeTensorFile(join(target, ADAPTER_WEIGHTS_FILE), adapterStateDict(loraModel, adapterName), { format: 'pt' });
+    await writeTextFileAtomically(join(target, ADAPTER_CONFIG_FILE), serializeLoraConfig(saved));
+  }
+}
+
+export async function readAdapterConfig(directory: string, options: { strict?: boolean; onWarning?: (message: string) => void } = {}): Promise<LoraConfig> {
+  const path = join(directory, ADAPTER_CONFIG_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new PeftError(`${path}: cannot read the adapter config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  return parseLoraConfigJson(text, { source: path, ...options });
+}
+
+export type LoadAdapterOptions = {
+  adapterName?: string;
+  /** False (the default) loads for inference: adapter parameters frozen, model in eval mode. */
+  isTrainable?: boolean;
+  strict?: boolean;
+  onWarning?: (message: string) => void;
+};
+
+/** Loads a PEFT adapter directory onto a base model (PEFT `PeftModel.from_pretrained`). */
+export async function loadLoraModel<MODEL extends AdapterTargetModel>(
+  model: MODEL,
+  directory: string,
+  options: LoadAdapterOptions & Pick<LoraModelOptions, 'method'> = {},
+): Promise<LoraModel<MODEL>> {
+  const adapterName = options.adapterName ?? 'default';
+  const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
+  const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
+  try {
+    const loraModel = new LoraModel(model, config, { adapterName, method: options.method });
+    loadAdapterStateDict(loraModel, tensors, { adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
+    if (!options.isTrainable) model.eval();
+    return loraModel;
+  } finally {
+    for (const tensor of tensors.values()) tensor.dispose();
+  }
+}
+
+/** Loads another adapter directory into an existing LoraModel under `adapterName` (PEFT `load_adapter`). */
+export async function loadAdapter(loraModel: LoraModel, directory: string, options: LoadAdapterOptions & { adapterName: string }): Promise<void> {
+  const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
+  const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
+  try {
+    loraModel.addAdapter(options.adapterName, config);
+    try {
+      loadAdapterStateDict(loraModel, tensors, { adapterName: options.adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
+    } catch (error) {
+      loraModel.deleteAdapter(options.adapterName);
+      throw error;
+    }
+  } finally {
+    for (const tensor of tensors.values()) tensor.dispose();
+  }
+}

@@ -1,0 +1,114 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { StateDictError, sameShape } from '@peft-ts/core';
+import type { LoraConfig } from '@peft-ts/config';
+import { LoraEmbedding } from './lora-embedding.js';
+import { PEFT_KEY_PREFIX, type LoraModel } from './lora-model.js';
+
+const EMBEDDING_TARGET_NAMES = ['embed_tokens', 'lm_head'];
+
+/** Index of the adapter-parameter segment (`lora_A`, `lora_embedding_B`, …) in a dotted path. */
+function adapterSegment(parts: readonly string[], prefix: string): number {
+  return parts.findIndex((part) => part.startsWith(prefix));
+}
+
+/**
+ * PEFT's on-disk name of an in-memory adapter parameter: `base_model.model.` + the path without
+ * the adapter name (`…q_proj.lora_A.default.weight` → `…q_proj.lora_A.weight`).
+ */
+export function toPeftKey(path: string, adapterName: string, prefix = 'lora_'): string {
+  const parts = path.split('.');
+  const segment = adapterSegment(parts, prefix);
+  if (segment >= 0 && parts[segment + 1] === adapterName) parts.splice(segment + 1, 1);
+  return PEFT_KEY_PREFIX + parts.join('.');
+}
+
+/** Inverse of `toPeftKey`: puts the adapter name back after the adapter-parameter segment. */
+export function fromPeftKey(key: string, adapterName: string, prefix = 'lora_'): string {
+  const path = key.startsWith(PEFT_KEY_PREFIX) ? key.slice(PEFT_KEY_PREFIX.length) : key;
+  const parts = path.split('.');
+  const segment = adapterSegment(parts, prefix);
+  if (segment >= 0) parts.splice(segment + 1, 0, adapterName);
+  return parts.join('.');
+}
+
+/**
+ * Whether PEFT also saves the full embedding weights: with `save_embedding_layers="auto"` it does
+ * when an embedding layer name is among the target modules (we never guess from the Hub).
+ */
+function savesEmbeddingLayers(config: LoraConfig): boolean {
+  const targets = config.targetModules;
+  if (targets === null) return false;
+  return typeof targets === 'string'
+    ? EMBEDDING_TARGET_NAMES.some((name) => targets.includes(name))
+    : targets.some((target) => EMBEDDING_TARGET_NAMES.includes(target));
+}
+
+/**
+ * The tensors PEFT's `get_peft_model_state_dict` returns for one adapter, under PEFT's keys:
+ * its LoRA (and DoRA) parameters, biases per `bias`, and the wrapped embedding layers' full
+ * weights when embeddings are targeted.
+ */
+export function adapterStateDict(loraModel: LoraModel, adapterName = loraModel.activeAdapter): Map<string, tf.Tensor> {
+  const config = loraModel.config(adapterName);
+  const prefix = loraModel.method.parameterPrefix;
+  const result = new Map<string, tf.Tensor>();
+  for (const [path, parameter] of loraModel.model.namedParameters({ includeShared: true })) {
+    const parts = path.split('.');
+    const segment = adapterSegment(parts, prefix);
+    if (segment >= 0) {
+      if (parts[segment + 1] === adapterName) result.set(toPeftKey(path, adapterName, prefix), parameter.value);
+    } else if (parts.at(-1) === 'bias' && (config.bias === 'all' || (config.bias === 'lora_only' && parts.at(-2) === 'base_layer'))) {
+      result.set(PEFT_KEY_PREFIX + path, parameter.value);
+    }
+  }
+  if (savesEmbeddingLayers(config)) {
+    for (const [path, layer] of loraModel.loraLayers()) {
+      const isEmbeddingLayer = layer instanceof LoraEmbedding || path === loraModel.model.outputEmbeddingKey;
+      if (isEmbeddingLayer) result.set(`${PEFT_KEY_PREFIX}${path}.base_layer.weight`, layer.baseLayer.parameter('weight').value);
+    }
+  }
+  return result;
+}
+
+/**
+ * Loads PEFT-keyed tensors into one adapter. Every adapter key must exist with the right shape;
+ * all problems are listed together and nothing is written unless everything fits.
+ */
+export function loadAdapterStateDict(
+  loraModel: LoraModel,
+  tensors: ReadonlyMap<string, tf.Tensor>,
+  options: { adapterName?: string; source?: string } = {},
+): void {
+  const adapterName = options.adapterName ?? loraModel.activeAdapter;
+  const prefix = loraModel.method.parameterPrefix;
+  const own = new Map(loraModel.model.namedParameters({ includeShared: true }));
+  const expected = new Set(adapterStateDict(loraModel, adapterName).keys());
+  const unexpected: string[] = [];
+  const mismatched: string[] = [];
+  const assignments: [string, tf.Tensor][] = [];
+  for (const [key, tensor] of tensors) {
+    const path = fromPeftKey(key, adapterName, prefix);
+    const parameter = own.get(path);
+    if (!parameter) {
+      unexpected.push(key);
+      continue;
+    }
+    expected.delete(key);
+    if (!sameShape(parameter.shape, tensor.shape) || parameter.dtype !== tensor.dtype) {
+      mismatched.push(`${key}: model has ${parameter.dtype} [${parameter.shape}], checkpoint has ${tensor.dtype} [${tensor.shape}]`);
+      continue;
+    }
+    assignments.push([path, tensor]);
+  }
+  const missing = [...expected].filter((key) => key.includes(prefix));
+  const problems = [
+    mismatched.length ? `shape mismatch (does the config's r/rank_pattern fit the checkpoint?): ${mismatched.join('; ')}` : '',
+    unexpected.length ? `keys the model does not have: ${unexpected.join(', ')}` : '',
+    missing.length ? `adapter keys missing from the checkpoint: ${missing.join(', ')}` : '',
+  ].filter(Boolean);
+  if (problems.length) {
+    const where = options.source ? `${options.source}: ` : '';
+    throw new StateDictError(`${where}adapter '${adapterName}' does not fit the model: ${problems.join(' | ')}`, missing, unexpected, mismatched);
+  }
+  for (const [path, tensor] of assignments) own.get(path)!.set(tensor, path);
+}

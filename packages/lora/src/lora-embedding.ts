@@ -1,0 +1,60 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Embedding, Parameter, ParameterDict, embeddingLookup, nextSeed } from '@peft-ts/core';
+import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
+
+/**
+ * LoRA on an embedding: `y = E[ids] + (Aᵀ[ids]·Bᵀ)·s` with A [r, vocab], B [dim, r] stored as
+ * plain parameters (`lora_embedding_A/B`). PEFT applies no dropout here.
+ */
+export class LoraEmbedding extends LoraLayer<Embedding> {
+  readonly kind = 'lora_embedding';
+
+  constructor(base: Embedding) {
+    super(base);
+    this.registerModule('lora_embedding_A', new ParameterDict());
+    this.registerModule('lora_embedding_B', new ParameterDict());
+  }
+
+  embeddingA(adapterName: string): Parameter {
+    return this.child<ParameterDict>('lora_embedding_A').get(adapterName)!;
+  }
+
+  embeddingB(adapterName: string): Parameter {
+    return this.child<ParameterDict>('lora_embedding_B').get(adapterName)!;
+  }
+
+  protected createAdapterWeights(adapterName: string, settings: LoraAdapterSettings): void {
+    const { numEmbeddings, embeddingDim } = this.baseLayer;
+    const aShape = [settings.r, numEmbeddings];
+    const bShape = [embeddingDim, settings.r];
+    // true and "gaussian": A = 0, B ~ N(0, 1); false keeps both ~ N(0, 1) (PEFT 0.10).
+    const a = settings.initLoraWeights === false ? tf.randomNormal(aShape, 0, 1, 'float32', nextSeed()) : tf.zeros(aShape);
+    const b = tf.randomNormal(bShape, 0, 1, 'float32', nextSeed());
+    this.child<ParameterDict>('lora_embedding_A').set(adapterName, new Parameter(a));
+    this.child<ParameterDict>('lora_embedding_B').set(adapterName, new Parameter(b));
+    tf.dispose([a, b]);
+  }
+
+  protected deleteAdapterWeights(adapterName: string): void {
+    for (const dictionary of ['lora_embedding_A', 'lora_embedding_B']) {
+      const parameters = this.child<ParameterDict>(dictionary);
+      parameters.get(adapterName)?.dispose();
+      parameters.delete(adapterName);
+    }
+  }
+
+  deltaWeight(adapterName: string): tf.Tensor {
+    return tf.tidy(() =>
+      tf.mul(tf.transpose(tf.matMul(this.embeddingB(adapterName).value, this.embeddingA(adapterName).value)), this.scaling(adapterName)),
+    );
+  }
+
+  loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const rows = embeddingLookup(tf.transpose(this.embeddingA(adapterName).value), input);
+      const flat = tf.reshape(rows, [-1, rows.shape[rows.rank - 1]!]);
+      const projected = tf.matMul(flat, this.embeddingB(adapterName).value, false, true);
+      return tf.mul(tf.reshape(projected, [...input.shape, this.baseLayer.embeddingDim]), this.scaling(adapterName));
+    });
+  }
+}

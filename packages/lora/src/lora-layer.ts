@@ -1,0 +1,220 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Dropout, MergeError, Module, ModuleDict, UnknownAdapterError, type WeightAccess } from '@peft-ts/core';
+
+export type InitLoraWeights = boolean | 'gaussian' | 'loftq';
+
+/** Everything one adapter on one layer needs, after rank/alpha patterns were resolved for it. */
+export type LoraAdapterSettings = {
+  readonly r: number;
+  readonly alpha: number;
+  readonly dropout: number;
+  readonly initLoraWeights: InitLoraWeights;
+  readonly useRslora: boolean;
+  readonly useDora: boolean;
+};
+
+/** `alpha / r`, or rsLoRA's `alpha / √r`. */
+export function loraScaling(settings: Pick<LoraAdapterSettings, 'r' | 'alpha' | 'useRslora'>): number {
+  return settings.useRslora ? settings.alpha / Math.sqrt(settings.r) : settings.alpha / settings.r;
+}
+
+/**
+ * How one adapter changes a layer. Plain LoRA is the default; DoRA supplies another variant
+ * (PEFT's LoraVariant hooks), chosen per adapter.
+ */
+export interface LoraVariant {
+  /** Called once the adapter's A and B exist (DoRA computes its magnitude here). */
+  init(layer: LoraLayer, adapterName: string): void;
+  /** The adapter's additive contribution to `baseOutput = base(input)`. */
+  forward(layer: LoraLayer, adapterName: string, input: tf.Tensor, baseOutput: tf.Tensor): tf.Tensor;
+  /** The base weight with this adapter merged in. */
+  merge(layer: LoraLayer, adapterName: string, weight: tf.Tensor): tf.Tensor;
+  /** Inverse of `merge`. */
+  unmerge(layer: LoraLayer, adapterName: string, weight: tf.Tensor): tf.Tensor;
+  /** Forget per-adapter state (called by deleteAdapter). */
+  remove?(layer: LoraLayer, adapterName: string): void;
+}
+
+type BaseWithWeightAccess = Module & { readonly weightAccess?: WeightAccess; forward(input: tf.Tensor): tf.Tensor };
+
+/**
+ * Wraps a base layer (`base_layer`) and holds any number of named adapters (PEFT's LoraLayer).
+ * Subclasses create A/B for their layer type and compute ΔW and the adapter path.
+ */
+export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeightAccess> extends Module {
+  readonly settings = new Map<string, LoraAdapterSettings & { readonly scaling: number }>();
+  private active: string[] = [];
+  private disabled = false;
+  private readonly merged: string[] = [];
+  private readonly variants = new Map<string, LoraVariant>();
+
+  constructor(base: BASE) {
+    super();
+    this.registerModule('base_layer', base);
+    this.registerModule('lora_dropout', new ModuleDict<Dropout>());
+  }
+
+  get baseLayer(): BASE {
+    return this.child<BASE>('base_layer');
+  }
+
+  get adapterNames(): string[] {
+    return [...this.settings.keys()];
+  }
+
+  get activeAdapters(): readonly string[] {
+    return this.active;
+  }
+
+  get mergedAdapters(): readonly string[] {
+    return this.merged;
+  }
+
+  get isMerged(): boolean {
+    return this.merged.length > 0;
+  }
+
+  get adaptersDisabled(): boolean {
+    return this.disabled;
+  }
+
+  scaling(adapterName: string): number {
+    return this.adapterSettings(adapterName).scaling;
+  }
+
+  adapterSettings(adapterName: string): LoraAdapterSettings & { readonly scaling: number } {
+    const settings = this.settings.get(adapterName);
+    if (!settings) throw new UnknownAdapterError(`adapter '${adapterName}' does not exist on this layer (has: ${this.adapterNames.join(', ') || 'none'})`);
+    return settings;
+  }
+
+  dropout(adapterName: string): Dropout {
+    return this.child<ModuleDict<Dropout>>('lora_dropout').get(adapterName)!;
+  }
+
+  /** Creates (or re-creates) an adapter's parameters. `variant` replaces plain LoRA for it. */
+  addAdapter(adapterName: string, settings: LoraAdapterSettings, variant?: LoraVariant): void {
+    if (!Number.isInteger(settings.r) || settings.r <= 0) {
+      throw new RangeError(`r should be a positive integer, got ${settings.r} (adapter '${adapterName}')`);
+    }
+    if (this.settings.has(adapterName)) this.deleteAdapter(adapterName);
+    this.settings.set(adapterName, { ...settings, scaling: loraScaling(settings) });
+    const dropout = new Dropout(settings.dropout);
+    dropout.training = this.training;
+    this.child<ModuleDict<Dropout>>('lora_dropout').set(adapterName, dropout);
+    this.createAdapterWeights(adapterName, settings);
+    if (variant) {
+      this.variants.set(adapterName, variant);
+      variant.init(this, adapterName);
+    }
+  }
+
+  /** Adapter names that take part in the forward pass (present here and active). */
+  setActiveAdapters(names: readonly string[]): void {
+    this.active = [...names];
+  }
+
+  deleteAdapter(adapterName: string): void {
+    this.adapterSettings(adapterName);
+    if (this.merged.includes(adapterName)) this.unmerge();
+    this.variants.get(adapterName)?.remove?.(this, adapterName);
+    this.variants.delete(adapterName);
+    this.deleteAdapterWeights(adapterName);
+    this.child<ModuleDict<Dropout>>('lora_dropout').delete(adapterName);
+    this.settings.delete(adapterName);
+    if (this.active.includes(adapterName)) {
+      const remaining = this.active.filter((name) => name !== adapterName);
+      // PEFT falls back to the alphabetically first remaining adapter.
+      this.active = remaining.length ? remaining : this.adapterNames.sort().slice(0, 1);
+    }
+  }
+
+  setAdaptersDisabled(disabled: boolean): void {
+    this.disabled = disabled;
+  }
+
+  forward(input: tf.Tensor): tf.Tensor {
+    if (this.disabled) {
+      // PEFT unmerges for good when adapters are disabled on a merged layer.
+      if (this.isMerged) this.unmerge();
+      return this.baseLayer.forward(input);
+    }
+    if (this.isMerged) return this.baseLayer.forward(input);
+    return tf.tidy(() => {
+      const baseOutput = this.baseLayer.forward(input);
+      let result = baseOutput;
+      for (const name of this.active) {
+        if (!this.settings.has(name)) continue;
+        const variant = this.variants.get(name);
+        const contribution = variant ? variant.forward(this, name, input, baseOutput) : this.loraOutput(name, input);
+        result = tf.add(result, contribution);
+      }
+      return result;
+    });
+  }
+
+  /** Merges the given (default: active) adapters into the base weight; safe mode checks finiteness first. */
+  merge(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): string[] {
+    const access = this.weightAccess();
+    const candidates = (options.adapterNames ?? this.active).filter((name) => this.settings.has(name) && !this.merged.includes(name));
+    if (candidates.length === 0) return [];
+    const merged = tf.tidy(() => {
+      let weight = access.getBaseWeight();
+      for (const name of candidates) weight = this.mergedWeight(name, weight);
+      return weight;
+    });
+    try {
+      if (options.safeMerge && !isAllFinite(merged)) {
+        throw new MergeError(`NaNs detected in the merged weights. The adapter ${candidates.join(', ')} seems to be broken`);
+      }
+      access.setBaseWeight(merged);
+    } finally {
+      merged.dispose();
+    }
+    this.merged.push(...candidates);
+    return candidates;
+  }
+
+  /** Subtracts merged adapters from the base weight, last merged first. */
+  unmerge(): void {
+    if (!this.isMerged) return;
+    const access = this.weightAccess();
+    const restored = tf.tidy(() => {
+      let weight = access.getBaseWeight();
+      for (const name of [...this.merged].reverse()) weight = this.unmergedWeight(name, weight);
+      return weight;
+    });
+    access.setBaseWeight(restored);
+    restored.dispose();
+    this.merged.length = 0;
+  }
+
+  protected weightAccess(): WeightAccess {
+    const access = this.baseLayer.weightAccess;
+    if (!access || !access.supportsMerge) {
+      throw new MergeError(`cannot merge into a ${this.baseLayer.kind} layer: its weights do not support merging`);
+    }
+    return access;
+  }
+
+  private mergedWeight(adapterName: string, weight: tf.Tensor): tf.Tensor {
+    const variant = this.variants.get(adapterName);
+    return variant ? variant.merge(this, adapterName, weight) : tf.add(weight, this.deltaWeight(adapterName));
+  }
+
+  private unmergedWeight(adapterName: string, weight: tf.Tensor): tf.Tensor {
+    const variant = this.variants.get(adapterName);
+    return variant ? variant.unmerge(this, adapterName, weight) : tf.sub(weight, this.deltaWeight(adapterName));
+  }
+
+  /** ΔW in the base weight's layout, scaling included. */
+  abstract deltaWeight(adapterName: string): tf.Tensor;
+  /** Plain LoRA's contribution `B(A(dropout(x)))·s` (or the layer type's equivalent). */
+  abstract loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor;
+  protected abstract createAdapterWeights(adapterName: string, settings: LoraAdapterSettings): void;
+  protected abstract deleteAdapterWeights(adapterName: string): void;
+}
+
+function isAllFinite(tensor: tf.Tensor): boolean {
+  return tf.tidy(() => tf.all(tf.isFinite(tensor)).dataSync()[0] === 1);
+}

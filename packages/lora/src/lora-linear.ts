@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Linear, ModuleDict, PeftError, linear, nextSeed, type LinearLike } from '@peft-ts/core';
+import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
+
+/** A and B weights for one adapter, per `init_lora_weights` (PEFT 0.10 §A.8). */
+export function initialLoraFactors(
+  settings: LoraAdapterSettings,
+  shapes: { a: number[]; b: number[]; fanInA: number; fanInB: number },
+): { a: tf.Tensor; b: tf.Tensor } {
+  const uniform = (shape: number[], fanIn: number) => {
+    const bound = 1 / Math.sqrt(fanIn);
+    return tf.randomUniform(shape, -bound, bound, 'float32', nextSeed());
+  };
+  switch (settings.initLoraWeights) {
+    case true:
+      return { a: uniform(shapes.a, shapes.fanInA), b: tf.zeros(shapes.b) };
+    case 'gaussian':
+      return { a: tf.randomNormal(shapes.a, 0, 1 / settings.r, 'float32', nextSeed()), b: tf.zeros(shapes.b) };
+    case false:
+      // No reset: both keep PyTorch's default layer init, so the adapter is not a no-op.
+      return { a: uniform(shapes.a, shapes.fanInA), b: uniform(shapes.b, shapes.fanInB) };
+    default:
+      throw new PeftError(`init_lora_weights: '${String(settings.initLoraWeights)}' is not supported (expected true, false or "gaussian")`);
+  }
+}
+
+/** LoRA on any linear-like layer (float or quantized): `y = base(x) + B(A(dropout(x)))·s`. */
+export class LoraLinear extends LoraLayer<LinearLike> {
+  readonly kind = 'lora_linear';
+
+  constructor(base: LinearLike) {
+    super(base);
+    this.registerModule('lora_A', new ModuleDict<Linear>());
+    this.registerModule('lora_B', new ModuleDict<Linear>());
+  }
+
+  loraA(adapterName: string): Linear {
+    return this.child<ModuleDict<Linear>>('lora_A').get(adapterName)!;
+  }
+
+  loraB(adapterName: string): Linear {
+    return this.child<ModuleDict<Linear>>('lora_B').get(adapterName)!;
+  }
+
+  protected createAdapterWeights(adapterName: string, settings: LoraAdapterSettings): void {
+    const { inFeatures, outFeatures } = this.baseLayer;
+    const a = new Linear(inFeatures, settings.r, { bias: false, meta: true });
+    const b = new Linear(settings.r, outFeatures, { bias: false, meta: true });
+    const factors = initialLoraFactors(settings, {
+      a: [settings.r, inFeatures],
+      b: [outFeatures, settings.r],
+      fanInA: inFeatures,
+      fanInB: settings.r,
+    });
+    a.weight.set(factors.a);
+    b.weight.set(factors.b);
+    tf.dispose([factors.a, factors.b]);
+    this.child<ModuleDict<Linear>>('lora_A').set(adapterName, a);
+    this.child<ModuleDict<Linear>>('lora_B').set(adapterName, b);
+  }
+
+  protected deleteAdapterWeights(adapterName: string): void {
+    for (const dictionary of ['lora_A', 'lora_B']) {
+      const modules = this.child<ModuleDict<Linear>>(dictionary);
+      modules.get(adapterName)?.dispose();
+      modules.delete(adapterName);
+    }
+  }
+
+  deltaWeight(adapterName: string): tf.Tensor {
+    return tf.tidy(() =>
+      tf.mul(tf.matMul(this.loraB(adapterName).weight.value, this.loraA(adapterName).weight.value), this.scaling(adapterName)),
+    );
+  }
+
+  loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const dropped = this.dropout(adapterName).forward(input);
+      const down = linear(dropped, this.loraA(adapterName).weight.value);
+      return tf.mul(linear(down, this.loraB(adapterName).weight.value), this.scaling(adapterName));
+    });
+  }
+}

@@ -1,0 +1,219 @@
+import {
+  MergeError,
+  isDecoderModel,
+  PeftError,
+  UnknownAdapterError,
+  countParameters,
+  injectAdapter,
+  type AdapterMethod,
+  type AdapterTargetModel,
+  type DecoderModel,
+  type Module,
+  type Parameter,
+  type ParameterCount,
+} from '@peft-ts/core';
+import type { LoraConfig } from '@peft-ts/config';
+import { appliedReplication, replicateLayers, unshareLayerParameters } from '@peft-ts/replication';
+import { LoraLayer } from './lora-layer.js';
+import { loraMethod } from './lora-method.js';
+
+/** The prefix PEFT puts before every module path in adapter files (`PeftModel.base_model.model`). */
+export const PEFT_KEY_PREFIX = 'base_model.model.';
+
+export type LoraModelOptions = {
+  adapterName?: string;
+  /** The method to inject with; `doraMethod` from @peft-ts/dora adds DoRA support. */
+  method?: AdapterMethod<LoraConfig>;
+};
+
+/**
+ * A model with LoRA adapters injected in place (PEFT's PeftModel + LoraModel): add, activate,
+ * disable, delete, merge and unload adapters, and list what trains.
+ */
+export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
+  readonly model: MODEL;
+  readonly method: AdapterMethod<LoraConfig>;
+  private readonly configs = new Map<string, LoraConfig>();
+  private activeName: string;
+
+  constructor(model: MODEL, config: LoraConfig, options: LoraModelOptions = {}) {
+    this.model = model;
+    this.method = options.method ?? loraMethod;
+    this.activeName = options.adapterName ?? 'default';
+    this.inject(this.activeName, config);
+    this.setAdapter(this.activeName);
+  }
+
+  get activeAdapter(): string {
+    return this.activeName;
+  }
+
+  get adapterNames(): string[] {
+    return [...this.configs.keys()];
+  }
+
+  config(adapterName = this.activeName): LoraConfig {
+    const config = this.configs.get(adapterName);
+    if (!config) throw this.unknownAdapter(adapterName);
+    return config;
+  }
+
+  /** Every LoRA layer with its dotted path. */
+  loraLayers(): [string, LoraLayer][] {
+    return this.model.namedModules().filter((entry): entry is [string, LoraLayer] => entry[1] instanceof LoraLayer);
+  }
+
+  /** Injects another adapter, inactive (PEFT `add_adapter`); the active one stays active. */
+  addAdapter(adapterName: string, config: LoraConfig): void {
+    if (this.configs.has(adapterName)) throw new PeftError(`adapter '${adapterName}' already exists`);
+    this.inject(adapterName, config);
+    this.setAdapter(this.activeName);
+  }
+
+  /** Activates one adapter (unmerging first where merged) and makes only its parameters trainable. */
+  setAdapter(adapterName: string): void {
+    if (!this.configs.has(adapterName)) throw this.unknownAdapter(adapterName);
+    for (const [, layer] of this.loraLayers()) {
+      if (layer.isMerged) layer.unmerge();
+      layer.setActiveAdapters([adapterName]);
+    }
+    this.activeName = adapterName;
+    this.markTrainable();
+  }
+
+  deleteAdapter(adapterName: string): void {
+    if (!this.configs.has(adapterName)) throw this.unknownAdapter(adapterName);
+    for (const [, layer] of this.loraLayers()) {
+      if (layer.adapterNames.includes(adapterName)) layer.deleteAdapter(adapterName);
+    }
+    this.configs.delete(adapterName);
+    if (this.activeName === adapterName) this.activeName = this.adapterNames.sort()[0] ?? '';
+    this.markTrainable();
+  }
+
+  /** Runs `body` with every adapter off (PEFT `disable_adapter()`); merged layers are unmerged. */
+  withAdaptersDisabled<T>(body: () => T): T {
+    this.setAdaptersDisabled(true);
+    try {
+      return body();
+    } finally {
+      this.setAdaptersDisabled(false);
+    }
+  }
+
+  setAdaptersDisabled(disabled: boolean): void {
+    for (const [, layer] of this.loraLayers()) layer.setAdaptersDisabled(disabled);
+  }
+
+  /** Merges adapters into the base weights in place (PEFT `merge_adapter`). */
+  mergeAdapter(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): void {
+    if (this.isReplicated()) {
+      throw new MergeError(
+        'cannot merge in place: replicated layers share base weights (layer_replication); use mergeAndUnload(), which gives each layer its own merged copy',
+      );
+    }
+    for (const [, layer] of this.loraLayers()) layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
+  }
+
+  unmergeAdapter(): void {
+    for (const [, layer] of this.loraLayers()) layer.unmerge();
+  }
+
+  /** Merges, then replaces every LoRA layer by its base layer; returns the plain model. */
+  mergeAndUnload(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): MODEL {
+    // Replicas share base tensors; each position needs its own before its own ΔW goes in.
+    if (this.isReplicated()) unshareLayerParameters(this.model as unknown as DecoderModel);
+    // Merge everywhere first so a safe-merge failure leaves the model wrapped and unchanged.
+    const layers = this.loraLayers();
+    const mergedSoFar: LoraLayer[] = [];
+    try {
+      for (const [, layer] of layers) {
+        layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
+        mergedSoFar.push(layer);
+      }
+    } catch (error) {
+      for (const layer of mergedSoFar) layer.unmerge();
+      throw error;
+    }
+    return this.unwrap(layers);
+  }
+
+  /** Removes every LoRA layer without merging; returns the original model. */
+  unload(): MODEL {
+    const layers = this.loraLayers();
+    for (const [, layer] of layers) layer.unmerge();
+    return this.unwrap(layers);
+  }
+
+  /** Trainable parameters by dotted path (shared tensors once). */
+  trainableParameters(): [string, Parameter][] {
+    return this.model.namedParameters().filter(([, parameter]) => parameter.requiresGrad) as [string, Parameter][];
+  }
+
+  countParameters(): ParameterCount {
+    return countParameters(this.model);
+  }
+
+  protected inject(adapterName: string, config: LoraConfig): void {
+    if (this.configs.size > 0 && config.bias !== 'none') {
+      throw new PeftError(
+        `bias: only one adapter may train biases; set bias to 'none' for every adapter when using several (adapter '${adapterName}' has '${config.bias}')`,
+      );
+    }
+    if (config.layerReplication) {
+      if (!isDecoderModel(this.model)) {
+        throw new PeftError('layer_replication: the model does not expose its decoder layers (DecoderModel)');
+      }
+      // Before injection, so every replica gets its own adapter over the shared base weights.
+      replicateLayers(this.model, config.layerReplication);
+    }
+    injectAdapter({ model: this.model, method: this.method, config, adapterName });
+    this.configs.set(adapterName, config);
+  }
+
+  /** PEFT `_mark_only_adapters_as_trainable` + the active adapter's parameters. */
+  protected markTrainable(): void {
+    const config = this.configs.get(this.activeName);
+    const trainsAdapters = config !== undefined && !config.inferenceMode;
+    for (const [name, parameter] of this.model.namedParameters({ includeShared: true })) {
+      const parts = name.split('.');
+      const adapterPart = parts.findIndex((part) => part.startsWith(this.method.parameterPrefix));
+      const isAdapter = adapterPart >= 0;
+      parameter.requiresGrad = isAdapter && trainsAdapters && parts[adapterPart + 1] === this.activeName;
+    }
+    if (!config || config.inferenceMode || config.bias === 'none') return;
+    if (config.bias === 'all') {
+      for (const [name, parameter] of this.model.namedParameters({ includeShared: true })) {
+        if (name.includes('bias')) parameter.requiresGrad = true;
+      }
+    } else {
+      for (const [, layer] of this.loraLayers()) {
+        if (layer.baseLayer.hasParameter('bias')) layer.baseLayer.parameter('bias').requiresGrad = true;
+      }
+    }
+  }
+
+  private isReplicated(): boolean {
+    return isDecoderModel(this.model) && appliedReplication(this.model) !== undefined;
+  }
+
+  private unwrap(layers: [string, LoraLayer][]): MODEL {
+    for (const [key, layer] of layers) {
+      this.model.setSubmodule(key, layer.baseLayer);
+      disposeAdapterWeights(layer);
+    }
+    this.configs.clear();
+    for (const parameter of this.model.parameters()) parameter.requiresGrad = true;
+    return this.model;
+  }
+
+  private unknownAdapter(adapterName: string): UnknownAdapterError {
+    return new UnknownAdapterError(`Adapter ${adapterName} does not exist (adapters: ${this.adapterNames.join(', ') || 'none'})`);
+  }
+}
+
+function disposeAdapterWeights(layer: LoraLayer): void {
+  const base = new Set<Parameter>(layer.baseLayer.parameters());
+  for (const parameter of layer.parameters()) if (!base.has(parameter)) parameter.dispose();
+}
+

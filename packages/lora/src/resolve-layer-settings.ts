@@ -1,0 +1,25 @@
+import type { LoraConfig } from '@peft-ts/config';
+import type { LoraAdapterSettings } from './lora-layer.js';
+
+/**
+ * PEFT 0.10's rank/alpha pattern lookup for the module at `key`: the first key of rank_pattern,
+ * then alpha_pattern, that matches `.*\.<pattern>$` is used for BOTH lookups (so a matching
+ * rank key hides a different alpha key: PEFT's behaviour, which its adapter files depend on);
+ * with no match the full key itself is looked up.
+ */
+export function resolvePatternKey(key: string, config: Pick<LoraConfig, 'rankPattern' | 'alphaPattern'>): string {
+  const patternKeys = [...Object.keys(config.rankPattern ?? {}), ...Object.keys(config.alphaPattern ?? {})];
+  return patternKeys.find((pattern) => new RegExp(`^.*\\.${pattern}$`).test(key)) ?? key;
+}
+
+export function resolveLayerSettings(key: string, config: LoraConfig): LoraAdapterSettings {
+  const patternKey = resolvePatternKey(key, config);
+  return {
+    r: config.rankPattern?.[patternKey] ?? config.r,
+    alpha: config.alphaPattern?.[patternKey] ?? config.loraAlpha,
+    dropout: config.loraDropout,
+    initLoraWeights: config.initLoraWeights,
+    useRslora: config.useRslora,
+    useDora: config.useDora,
+  };
+}
