@@ -14,3 +14,4 @@ export * from './adapter/adapter-method.js';
 export * from './adapter/inject-adapter.js';
 export * from './decoder-model.js';
 export * from './tensor-io.js';
+export * from './ops.js';

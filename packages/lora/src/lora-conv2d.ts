@@ -60,10 +60,9 @@ export class LoraConv2d extends LoraLayer<Conv2d> {
     });
   }
 
-  loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor {
+  loraDelta(adapterName: string, droppedInput: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const dropped = this.dropout(adapterName).forward(input);
-      const down = this.loraA(adapterName).forward(dropped);
+      const down = this.loraA(adapterName).forward(droppedInput);
       return tf.mul(this.loraB(adapterName).forward(down), this.scaling(adapterName));
     });
   }

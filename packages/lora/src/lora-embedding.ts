@@ -49,7 +49,12 @@ export class LoraEmbedding extends LoraLayer<Embedding> {
     );
   }
 
-  loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor {
+  /** PEFT applies no dropout to embedding LoRA: ids cannot be dropped out. */
+  override loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor {
+    return this.loraDelta(adapterName, input);
+  }
+
+  loraDelta(adapterName: string, input: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const rows = embeddingLookup(tf.transpose(this.embeddingA(adapterName).value), input);
       const flat = tf.reshape(rows, [-1, rows.shape[rows.rank - 1]!]);

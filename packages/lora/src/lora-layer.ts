@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Dropout, MergeError, Module, ModuleDict, UnknownAdapterError, type WeightAccess } from '@peft-ts/core';
+import { Dropout, MergeError, Module, ModuleDict, ParameterDict, UnknownAdapterError, type WeightAccess } from '@peft-ts/core';
 
 export type InitLoraWeights = boolean | 'gaussian' | 'loftq';
 
@@ -207,10 +207,24 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
     return variant ? variant.unmerge(this, adapterName, weight) : tf.sub(weight, this.deltaWeight(adapterName));
   }
 
+  /**
+   * A per-adapter parameter dictionary held by this layer (e.g. DoRA's `lora_magnitude_vector`),
+   * created on first use so its parameters get PEFT's names `<dict>.<adapter>`.
+   */
+  parameterDict(name: string): ParameterDict {
+    if (!this.hasChild(name)) this.registerModule(name, new ParameterDict());
+    return this.child<ParameterDict>(name);
+  }
+
+  /** Plain LoRA's contribution `B(A(dropout(x)))·s`. */
+  loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor {
+    return this.loraDelta(adapterName, this.dropout(adapterName).forward(input));
+  }
+
   /** ΔW in the base weight's layout, scaling included. */
   abstract deltaWeight(adapterName: string): tf.Tensor;
-  /** Plain LoRA's contribution `B(A(dropout(x)))·s` (or the layer type's equivalent). */
-  abstract loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor;
+  /** `B(A(x))·s` on an input that already went through the adapter's dropout. */
+  abstract loraDelta(adapterName: string, droppedInput: tf.Tensor): tf.Tensor;
   protected abstract createAdapterWeights(adapterName: string, settings: LoraAdapterSettings): void;
   protected abstract deleteAdapterWeights(adapterName: string): void;
 }

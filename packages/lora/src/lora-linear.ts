@@ -73,10 +73,9 @@ export class LoraLinear extends LoraLayer<LinearLike> {
     );
   }
 
-  loraOutput(adapterName: string, input: tf.Tensor): tf.Tensor {
+  loraDelta(adapterName: string, droppedInput: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const dropped = this.dropout(adapterName).forward(input);
-      const down = linear(dropped, this.loraA(adapterName).weight.value);
+      const down = linear(droppedInput, this.loraA(adapterName).weight.value);
       return tf.mul(linear(down, this.loraB(adapterName).weight.value), this.scaling(adapterName));
     });
   }

@@ -27,7 +27,7 @@ export class Embedding extends Module {
         const normal = tf.randomNormal(shape, 0, 1, 'float32', nextSeed());
         if (this.paddingIndex === null) return normal;
         // PyTorch zeroes the padding row at init.
-        const keep = tf.oneHot(tf.scalar(this.paddingIndex, 'int32'), numEmbeddings).reshape([numEmbeddings, 1]);
+        const keep = tf.reshape(tf.oneHot(tf.scalar(this.paddingIndex, 'int32'), numEmbeddings), [numEmbeddings, 1]);
         return tf.mul(normal, tf.sub(1, keep));
       });
       this.registerParameter('weight', new Parameter(init));

@@ -76,7 +76,7 @@ describeWithBackends('base layers', () => {
     const expected = new Float64Array(w.size);
     const probeValues = probe.dataSync();
     for (let index = 0; index < w.size; index++) {
-      const unit = tf.oneHot(tf.tensor1d([index], 'int32'), w.size).reshape(w.shape);
+      const unit = tf.reshape(tf.oneHot(tf.tensor1d([index], 'int32'), w.size), w.shape);
       const response = referenceConv2d(x, unit, null, geometry);
       expected[index] = response.reduce((sum, value, position) => sum + value * probeValues[position], 0);
     }

@@ -1,0 +1,2 @@
+export * from './dora-variant.js';
+export * from './dora-method.js';
