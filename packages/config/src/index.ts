@@ -1,0 +1,70 @@
+export { ConfigError, type ConfigIssue, formatIssuePath } from './config-error.js';
+export type { LenientReadOptions, ReadOptions } from './config-format.js';
+export {
+  type CamelCaseKeys,
+  camelCaseKeys,
+  snakeCaseKeys,
+  type SnakeToCamelCase,
+  snakeToCamelCase,
+} from './case-conversion.js';
+export type { JsonValue } from './field-schemas.js';
+export { parseJsonText } from './json-text.js';
+export {
+  compareCodePoints,
+  formatPythonFloat,
+  formatPythonJson,
+  PythonFloat,
+  type PythonJsonValue,
+} from './python-json.js';
+export {
+  createLoraConfig,
+  type LoraBias,
+  loraBiasModes,
+  type LoraConfig,
+  type LoraConfigFile,
+  loraConfigFileSchema,
+  loraConfigFromSnakeCase,
+  type LoraConfigInput,
+  loraConfigSchema,
+  loraConfigToSnakeCase,
+  parseLoraConfigJson,
+  parseLoraConfigObject,
+  serializeLoraConfig,
+  type TaskType,
+  taskTypes,
+} from './lora-config.js';
+export {
+  type BitsAndBytesConfig,
+  type BitsAndBytesConfigFile,
+  bitsAndBytesConfigFileSchema,
+  bitsAndBytesConfigFromSnakeCase,
+  type BitsAndBytesConfigInput,
+  bitsAndBytesConfigSchema,
+  bitsAndBytesConfigToSnakeCase,
+  type ComputeDtype,
+  computeDtypes,
+  createBitsAndBytesConfig,
+  parseBitsAndBytesConfigJson,
+  parseBitsAndBytesConfigObject,
+  type QuantStorageDtype,
+  quantStorageDtypes,
+  type QuantType,
+  quantTypes,
+  serializeBitsAndBytesConfig,
+} from './bits-and-bytes-config.js';
+export {
+  createTrainingConfig,
+  type LearningRateSchedulerType,
+  learningRateSchedulerTypes,
+  parseTrainingConfigJson,
+  parseTrainingConfigObject,
+  serializeTrainingConfig,
+  type TrainingBackend,
+  trainingBackends,
+  type TrainingConfig,
+  type TrainingConfigFile,
+  trainingConfigFromSnakeCase,
+  type TrainingConfigInput,
+  trainingConfigSchema,
+  trainingConfigToSnakeCase,
+} from './training-config.js';

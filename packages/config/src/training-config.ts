@@ -1,0 +1,245 @@
+import { z } from 'zod';
+import {
+  bitsAndBytesConfigFileSchema,
+  bitsAndBytesConfigFromSnakeCase,
+  bitsAndBytesConfigPythonValue,
+  bitsAndBytesConfigSchema,
+  bitsAndBytesConfigToSnakeCase,
+} from './bits-and-bytes-config.js';
+import { camelCaseKeys, snakeCaseKeys } from './case-conversion.js';
+import { formatIssuePath } from './config-error.js';
+import {
+  camelCaseRefinement,
+  type ConfigCheck,
+  expected,
+  parseFileJson,
+  parseFileObject,
+  parseWithSchema,
+  type ReadOptions,
+  snakeCaseRefinement,
+  strictObjectWithSuggestions,
+} from './config-format.js';
+import {
+  nonNegativeInteger,
+  nonNegativeNumber,
+  positiveInteger,
+  unitFraction,
+} from './field-schemas.js';
+import {
+  loraConfigFileSchema,
+  loraConfigFromSnakeCase,
+  loraConfigPythonValue,
+  loraConfigSchema,
+  loraConfigToSnakeCase,
+} from './lora-config.js';
+import { formatPythonJson, PythonFloat } from './python-json.js';
+
+export const trainingBackends = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type TrainingBackend = (typeof trainingBackends)[number];
+
+export const learningRateSchedulerTypes = ['linear', 'cosine', 'constant'] as const;
+export type LearningRateSchedulerType = (typeof learningRateSchedulerTypes)[number];
+
+const path = (what: string) => z.string(expected(`a path to ${what}`)).min(1, expected(`a path to ${what}`));
+
+const dataFiles = strictObjectWithSuggestions(
+  {
+    train: path('the training JSONL file').meta({ description: 'JSONL file with the training examples.' }),
+    validation: path('the validation JSONL file')
+      .optional()
+      .meta({ description: 'JSONL file with held-out examples for evaluation.' }),
+  },
+  'an object {"train": path, "validation": path}',
+);
+
+const dataDescription = 'a JSONL path or an object {"train": path, "validation": path}';
+
+/**
+ * A union's error would otherwise hide why an object was rejected (e.g. a misspelt `validation`), so for object
+ * input the object branch's own messages are passed on.
+ */
+const data = z.union([path('a JSONL file'), dataFiles], {
+  error: (issue) => {
+    const objectBranchIssues = issue.code === 'invalid_union' ? issue.errors[1] : undefined;
+    const isObject = typeof issue.input === 'object' && issue.input !== null && !Array.isArray(issue.input);
+    if (!isObject || objectBranchIssues === undefined) return expected(dataDescription).error(issue);
+    return objectBranchIssues
+      .map((branchIssue) => [formatIssuePath(branchIssue.path), branchIssue.message].filter(Boolean).join(': '))
+      .join('; ');
+  },
+});
+
+const maxStepsExpectation = expected('-1 or a positive integer');
+
+/** Trainer settings, named and defaulted like Hugging Face TrainingArguments where they exist there. */
+const trainingConfigFileShape = {
+  model: path('the base model directory').meta({
+    description: 'Directory of the base model (config.json and safetensors weights).',
+  }),
+  data: data.meta({
+    description: 'Training data: one JSONL file, or separate training and validation files.',
+  }),
+  output_dir: path('the output directory').meta({
+    description: 'Where checkpoints, the final adapter and logs are written.',
+  }),
+  backend: z
+    .enum(trainingBackends, expected(trainingBackends.map((backend) => `"${backend}"`).join(', ')))
+    .default('auto')
+    .meta({ description: 'TensorFlow.js backend; "auto" picks the fastest one available.' }),
+  max_seq_length: positiveInteger()
+    .default(512)
+    .meta({ description: 'Examples are truncated (or packed) to this many tokens.' }),
+  packing: z
+    .boolean(expected('true or false'))
+    .default(false)
+    .meta({ description: 'Concatenate examples into full-length sequences instead of padding each one.' }),
+  validation_split: unitFraction()
+    .default(0)
+    .meta({ description: 'Fraction of the training file held out for evaluation when no validation file is given.' }),
+  learning_rate: z
+    .number(expected('a positive number'))
+    .positive(expected('a positive number'))
+    .default(2e-4)
+    .meta({ description: 'Peak learning rate of the AdamW optimizer.' }),
+  max_steps: z
+    .union([z.literal(-1), z.int(maxStepsExpectation).min(1, maxStepsExpectation)], maxStepsExpectation)
+    .default(-1)
+    .meta({ description: 'Total optimizer steps; -1 trains for num_train_epochs instead.' }),
+  num_train_epochs: z
+    .number(expected('a positive number'))
+    .positive(expected('a positive number'))
+    .default(1)
+    .meta({ description: 'Passes over the training data (fractions allowed) when max_steps is -1.' }),
+  per_device_train_batch_size: positiveInteger()
+    .default(4)
+    .meta({ description: 'Examples per forward/backward pass.' }),
+  gradient_accumulation_steps: positiveInteger()
+    .default(1)
+    .meta({ description: 'Batches whose gradients are summed before each optimizer step.' }),
+  warmup_steps: nonNegativeInteger()
+    .default(0)
+    .meta({ description: 'Steps over which the learning rate ramps up linearly from 0.' }),
+  lr_scheduler_type: z
+    .enum(learningRateSchedulerTypes, expected('"linear", "cosine" or "constant"'))
+    .default('linear')
+    .meta({ description: 'How the learning rate decays after warmup.' }),
+  weight_decay: nonNegativeNumber()
+    .default(0)
+    .meta({ description: 'AdamW decoupled weight decay.' }),
+  max_grad_norm: nonNegativeNumber()
+    .default(1)
+    .meta({ description: 'Gradients are clipped to this global norm; 0 disables clipping.' }),
+  logging_steps: positiveInteger()
+    .default(10)
+    .meta({ description: 'Log the training loss every this many optimizer steps.' }),
+  eval_steps: positiveInteger()
+    .nullable()
+    .default(null)
+    .meta({ description: 'Evaluate every this many steps; null uses logging_steps.' }),
+  save_steps: positiveInteger()
+    .default(500)
+    .meta({ description: 'Save a checkpoint every this many optimizer steps.' }),
+  save_total_limit: positiveInteger()
+    .nullable()
+    .default(null)
+    .meta({ description: 'Keep at most this many checkpoints, deleting the oldest; null keeps all.' }),
+  seed: nonNegativeInteger()
+    .default(42)
+    .meta({ description: 'Seed for adapter initialisation, dropout and data shuffling.' }),
+  gradient_checkpointing: z
+    .boolean(expected('true or false'))
+    .default(false)
+    .meta({ description: 'Recompute activations in the backward pass to save memory.' }),
+  lora: loraConfigFileSchema
+    .prefault({})
+    .meta({ description: 'The adapter to train, in adapter_config.json form; omitted fields take PEFT\'s defaults.' }),
+  quantization: bitsAndBytesConfigFileSchema
+    .nullable()
+    .default(null)
+    .meta({ description: 'Quantize the frozen base model (QLoRA); null trains on the unquantized model.' }),
+};
+
+const trainingConfigFileKeys = Object.keys(trainingConfigFileShape) as (keyof typeof trainingConfigFileShape)[];
+
+const trainingConfigObject = strictObjectWithSuggestions(
+  {
+    ...camelCaseKeys(trainingConfigFileShape),
+    lora: loraConfigSchema.prefault({}),
+    quantization: bitsAndBytesConfigSchema.nullable().default(null),
+  },
+  'a training config object',
+);
+const trainingConfigFileObject = strictObjectWithSuggestions(trainingConfigFileShape, 'a training config object');
+
+/** A training config as used in code: camelCase keys (also inside `lora` and `quantization`), defaults filled in. */
+export type TrainingConfig = z.output<typeof trainingConfigObject>;
+export type TrainingConfigInput = z.input<typeof trainingConfigObject>;
+/** The snake_case form used in JSON and YAML files. */
+export type TrainingConfigFile = z.output<typeof trainingConfigFileObject>;
+
+const checkTrainingConfig: ConfigCheck<TrainingConfig> = (config, report, name) => {
+  if (config.validationSplit > 0 && typeof config.data === 'object' && config.data.validation !== undefined) {
+    report('validationSplit', `cannot be used together with \`${name('data')}.validation\`; use one or the other`);
+  }
+};
+
+export const trainingConfigSchema = trainingConfigObject.superRefine(camelCaseRefinement(checkTrainingConfig));
+
+export const trainingConfigFileSchema = trainingConfigFileObject
+  .superRefine(snakeCaseRefinement(checkTrainingConfig, trainingConfigFromSnakeCase, trainingConfigFileKeys))
+  .meta({
+    title: 'peft-ts training config',
+    description: 'Settings for fine-tuning a LoRA adapter with the peft-ts trainer (JSON or YAML).',
+  });
+
+export function trainingConfigFromSnakeCase(file: TrainingConfigFile): TrainingConfig {
+  const { lora, quantization, ...rest } = file;
+  return {
+    ...camelCaseKeys(rest),
+    lora: loraConfigFromSnakeCase(lora),
+    quantization: quantization === null ? null : bitsAndBytesConfigFromSnakeCase(quantization),
+  };
+}
+
+export function trainingConfigToSnakeCase(config: TrainingConfig): TrainingConfigFile {
+  const { lora, quantization, ...rest } = config;
+  return {
+    ...snakeCaseKeys<Omit<TrainingConfigFile, 'lora' | 'quantization'>>(
+      rest,
+      trainingConfigFileKeys.filter((key) => key !== 'lora' && key !== 'quantization'),
+    ),
+    lora: loraConfigToSnakeCase(lora),
+    quantization: quantization === null ? null : bitsAndBytesConfigToSnakeCase(quantization),
+  };
+}
+
+export function createTrainingConfig(input: TrainingConfigInput): TrainingConfig {
+  return parseWithSchema(trainingConfigSchema, input);
+}
+
+/**
+ * Reads a training config given as an object with snake_case keys, e.g. what a YAML parser returned. Unknown keys
+ * are always an error, since a silently ignored setting would change a training run.
+ */
+export function parseTrainingConfigObject(value: unknown, options: ReadOptions = {}): TrainingConfig {
+  return trainingConfigFromSnakeCase(parseFileObject(trainingConfigFileSchema, value, { ...options, strict: true }));
+}
+
+export function parseTrainingConfigJson(text: string, options: ReadOptions = {}): TrainingConfig {
+  return trainingConfigFromSnakeCase(parseFileJson(trainingConfigFileSchema, text, { ...options, strict: true }));
+}
+
+/** JSON with snake_case keys in the style of the other config files, floats written as Python would. */
+export function serializeTrainingConfig(config: TrainingConfigInput): string {
+  const file = trainingConfigToSnakeCase(createTrainingConfig(config));
+  return formatPythonJson({
+    ...file,
+    learning_rate: new PythonFloat(file.learning_rate),
+    num_train_epochs: new PythonFloat(file.num_train_epochs),
+    weight_decay: new PythonFloat(file.weight_decay),
+    max_grad_norm: new PythonFloat(file.max_grad_norm),
+    validation_split: new PythonFloat(file.validation_split),
+    lora: loraConfigPythonValue(file.lora),
+    quantization: file.quantization === null ? null : bitsAndBytesConfigPythonValue(file.quantization),
+  });
+}
