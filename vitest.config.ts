@@ -2,6 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'packages/models/*', 'apps/*'],
+    projects: ['packages/*', 'packages/models/*', 'apps/*', 'tests/*'],
   },
 });
