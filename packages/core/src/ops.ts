@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-const detached = tf.customGrad((input: tf.Tensor) => ({ value: tf.clone(input), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }));
+const detached = tf.customGrad(((input: tf.Tensor) => ({
+  value: tf.clone(input),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as unknown as Parameters<typeof tf.customGrad>[0]);
 
 /** The value of `input` with no gradient flowing back through it (PyTorch `.detach()`). */
 export function stopGradient<T extends tf.Tensor>(input: T): T {

@@ -36,6 +36,12 @@ function createDoraVariant(geometry: DoraGeometry): LoraVariant {
 
   return {
     init(layer, adapterName) {
+      if (layer.isShapeOnly) {
+        const outFeatures = layer.baseLayer.parameter('weight').shape[0];
+        const shape = layer.baseLayer.kind === 'conv2d' ? geometry.broadcastShape(outFeatures) : [outFeatures];
+        layer.parameterDict(MAGNITUDE_PARAMETER).set(adapterName, Parameter.meta(shape));
+        return;
+      }
       const magnitude = tf.tidy(() => {
         const weight = baseWeight(layer);
         const norm = weightNorm(layer, adapterName, weight);

@@ -29,15 +29,17 @@ export class LoraConv2d extends LoraLayer<Conv2d> {
     const { stride, padding } = base.geometry;
     const a = new Conv2d(base.inChannels, settings.r, base.kernelSize, { stride, padding, bias: false, meta: true });
     const b = new Conv2d(settings.r, base.outChannels, 1, { bias: false, meta: true });
-    const factors = initialLoraFactors(settings, {
-      a: [...a.weight.shape],
-      b: [...b.weight.shape],
-      fanInA: base.inChannels * base.kernelSize[0] * base.kernelSize[1],
-      fanInB: settings.r,
-    });
-    a.weight.set(factors.a);
-    b.weight.set(factors.b);
-    tf.dispose([factors.a, factors.b]);
+    if (!this.isShapeOnly) {
+      const factors = initialLoraFactors(settings, {
+        a: [...a.weight.shape],
+        b: [...b.weight.shape],
+        fanInA: base.inChannels * base.kernelSize[0] * base.kernelSize[1],
+        fanInB: settings.r,
+      });
+      a.weight.set(factors.a);
+      b.weight.set(factors.b);
+      tf.dispose([factors.a, factors.b]);
+    }
     this.child<ModuleDict<Conv2d>>('lora_A').set(adapterName, a);
     this.child<ModuleDict<Conv2d>>('lora_B').set(adapterName, b);
   }

@@ -27,6 +27,11 @@ export class LoraEmbedding extends LoraLayer<Embedding> {
     const { numEmbeddings, embeddingDim } = this.baseLayer;
     const aShape = [settings.r, numEmbeddings];
     const bShape = [embeddingDim, settings.r];
+    if (this.isShapeOnly) {
+      this.child<ParameterDict>('lora_embedding_A').set(adapterName, Parameter.meta(aShape));
+      this.child<ParameterDict>('lora_embedding_B').set(adapterName, Parameter.meta(bShape));
+      return;
+    }
     // true and "gaussian": A = 0, B ~ N(0, 1); false keeps both ~ N(0, 1) (PEFT 0.10).
     const a = settings.initLoraWeights === false ? tf.randomNormal(aShape, 0, 1, 'float32', nextSeed()) : tf.zeros(aShape);
     const b = tf.randomNormal(bShape, 0, 1, 'float32', nextSeed());

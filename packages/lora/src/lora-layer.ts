@@ -78,6 +78,11 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
     return this.disabled;
   }
 
+  /** True over a shape-only (meta) base layer: adapters are then planned, not allocated. */
+  get isShapeOnly(): boolean {
+    return this.baseLayer.parameters().some((parameter) => parameter.isMeta);
+  }
+
   scaling(adapterName: string): number {
     return this.adapterSettings(adapterName).scaling;
   }

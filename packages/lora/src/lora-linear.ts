@@ -46,15 +46,17 @@ export class LoraLinear extends LoraLayer<LinearLike> {
     const { inFeatures, outFeatures } = this.baseLayer;
     const a = new Linear(inFeatures, settings.r, { bias: false, meta: true });
     const b = new Linear(settings.r, outFeatures, { bias: false, meta: true });
-    const factors = initialLoraFactors(settings, {
-      a: [settings.r, inFeatures],
-      b: [outFeatures, settings.r],
-      fanInA: inFeatures,
-      fanInB: settings.r,
-    });
-    a.weight.set(factors.a);
-    b.weight.set(factors.b);
-    tf.dispose([factors.a, factors.b]);
+    if (!this.isShapeOnly) {
+      const factors = initialLoraFactors(settings, {
+        a: [settings.r, inFeatures],
+        b: [outFeatures, settings.r],
+        fanInA: inFeatures,
+        fanInB: settings.r,
+      });
+      a.weight.set(factors.a);
+      b.weight.set(factors.b);
+      tf.dispose([factors.a, factors.b]);
+    }
     this.child<ModuleDict<Linear>>('lora_A').set(adapterName, a);
     this.child<ModuleDict<Linear>>('lora_B').set(adapterName, b);
   }
