@@ -1,0 +1,32 @@
+export { assertBlocksize } from './assert-blocksize.js';
+export { blockwiseAbsmax } from './blockwise-absmax.js';
+export { dequantize4bit } from './dequantize-4bit.js';
+export { dequantizeAbsmax } from './dequantize-absmax.js';
+export { dequantizeBlockwise8bit } from './dequantize-blockwise-8bit.js';
+export { doubleQuantizeAbsmax } from './double-quantize-absmax.js';
+export { dynamicCodeIndex } from './dynamic-code-index.js';
+export { createDynamicMap, DYNAMIC_MAP } from './dynamic-map.js';
+export { QuantError } from './errors.js';
+export { float32Fma } from './float32-fma.js';
+export { float32Mean } from './float32-mean.js';
+export { fourBitCode, type FourBitCode } from './four-bit-code.js';
+export { encodeFp4, FP4_CODE } from './fp4-code.js';
+export { int8MatmulReference } from './int8-matmul-reference.js';
+export { int8VectorwiseDequantize } from './int8-vectorwise-dequantize.js';
+export { int8VectorwiseQuantize, type Int8Matrix, type Int8VectorwiseQuantized } from './int8-vectorwise-quantize.js';
+export { encodeNf4, NF4_CODE } from './nf4-code.js';
+export { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
+export { parseQuantState, type QuantStateJson } from './parse-quant-state.js';
+export { pythonJsonFloat } from './python-json-float.js';
+export type { DoubleQuantizedAbsmax, FloatDtype, QuantState4bit, QuantType } from './quant-state.js';
+export { quantize4bit, type Quantize4bitOptions, type Quantized4bit } from './quantize-4bit.js';
+export { quantizeBlockwise8bit, type QuantizedBlockwise8bit } from './quantize-blockwise-8bit.js';
+export {
+  quantizedWeightBytes,
+  type QuantizedWeightBytes,
+  type QuantizedWeightFormat,
+} from './quantized-weight-bytes.js';
+export { roundHalfToEven } from './round-half-to-even.js';
+export { serializeQuantState } from './serialize-quant-state.js';
+export { torchLinspaceFloat32 } from './torch-linspace.js';
+export { unpackInt8 } from './unpack-int8.js';
