@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Embedding, Module, ModuleList, PeftError, RMSNorm } from '@peft-ts/core';
+import { buildAttentionMask } from './attention-mask.js';
+import type { KeyValueCache } from './key-value-cache.js';
+import { headDimension, type MistralConfig } from './mistral-config.js';
+import { MistralDecoderLayer } from './mistral-decoder-layer.js';
+import { RotaryEmbedding, type RotaryAngles } from './rotary-embedding.js';
+
+export type MistralForwardInput = {
+  /** Token ids, int32 [batch, T]. */
+  readonly inputIds: tf.Tensor2D;
+  /** 1 keep / 0 padding over [batch, past + T] (left padding); absent means all ones. */
+  readonly attentionMask?: tf.Tensor | null;
+  /**
+   * Rotary positions [batch, T]. Absent means `past … past+T−1` for every row, as transformers 4.39's forward does
+   * even with padding (generation passes mask-derived positions explicitly).
+   */
+  readonly positionIds?: tf.Tensor | null;
+  /** Reused and extended across calls (incremental decoding). */
+  readonly cache?: KeyValueCache;
+};
+
+/** transformers' `MistralModel`: embedding, decoder stack, final norm (registered as `model` in the causal LM). */
+export class MistralTransformer extends Module {
+  readonly kind = 'mistral_model';
+  private readonly rotary: RotaryEmbedding;
+  private readonly slidingWindow: number | null;
+
+  constructor(config: MistralConfig, options: { meta?: boolean } = {}) {
+    super();
+    const { meta } = options;
+    this.registerModule('embed_tokens', new Embedding(config.vocab_size, config.hidden_size, { paddingIndex: config.pad_token_id, meta }));
+    this.registerModule(
+      'layers',
+      new ModuleList(Array.from({ length: config.num_hidden_layers }, (_, index) => new MistralDecoderLayer(config, index, { meta }))),
+    );
+    this.registerModule('norm', new RMSNorm(config.hidden_size, config.rms_norm_eps, { meta }));
+    this.rotary = new RotaryEmbedding(headDimension(config), config.rope_theta);
+    this.slidingWindow = config.sliding_window;
+  }
+
+  /** Final hidden states [batch, T, hidden]. */
+  forward(input: MistralForwardInput): tf.Tensor3D {
+    const { inputIds, cache } = input;
+    if (inputIds.rank !== 2 || inputIds.dtype !== 'int32') {
+      throw new PeftError(`inputIds: expected an int32 tensor [batch, length], got ${inputIds.dtype} [${inputIds.shape}]`);
+    }
+    const [batch, length] = inputIds.shape;
+    const pastLength = cache?.pastLength ?? 0;
+    const angles = this.angles(input.positionIds, batch, length, pastLength);
+    const mask = buildAttentionMask({
+      batchSize: batch,
+      queryLength: length,
+      pastLength,
+      keyStart: cache?.keyStart ?? 0,
+      paddingMask: input.attentionMask ? readMask(input.attentionMask, batch, pastLength + length) : null,
+      slidingWindow: this.slidingWindow,
+    });
+    try {
+      const output = tf.tidy(() => {
+        let hidden = this.child<Embedding>('embed_tokens').forward(inputIds) as tf.Tensor3D;
+        const context = { angles, mask, cache };
+        for (const layer of this.child<ModuleList<MistralDecoderLayer>>('layers')) hidden = layer.forward(hidden, context);
+        return this.child<RMSNorm>('norm').forward(hidden) as tf.Tensor3D;
+      });
+      cache?.advance(length);
+      return output;
+    } finally {
+      angles.cos.dispose();
+      angles.sin.dispose();
+      mask?.dispose();
+    }
+  }
+
+  private angles(positionIds: tf.Tensor | null | undefined, batch: number, length: number, pastLength: number): RotaryAngles {
+    if (!positionIds) return this.rotary.range(pastLength, length);
+    if (positionIds.size !== batch * length) {
+      throw new PeftError(`positionIds: expected shape [${batch}, ${length}], got [${positionIds.shape}]`);
+    }
+    const positions = Int32Array.from(positionIds.dataSync());
+    if (positions.some((position) => position < 0)) throw new PeftError('positionIds: positions must be non-negative');
+    return this.rotary.gather(positions, batch, length);
+  }
+
+  /** Frees the parameters and the cached rotary tables. */
+  override dispose(): void {
+    super.dispose();
+    this.rotary.dispose();
+  }
+}
+
+function readMask(mask: tf.Tensor, batch: number, totalLength: number): ArrayLike<number> {
+  if (mask.size !== batch * totalLength) {
+    throw new PeftError(`attentionMask: expected shape [${batch}, ${totalLength}] (past + new tokens), got [${mask.shape}]`);
+  }
+  return mask.dataSync();
+}

@@ -1,0 +1,66 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { StateDictError, isLinearLike, type Module } from '@peft-ts/core';
+import { writeShardedCheckpoint, type SafetensorsTensor } from '@peft-ts/core/safetensors';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MistralForCausalLM } from './mistral-model.js';
+
+export type SaveMistralOptions = {
+  /** Largest shard in bytes; beyond it the checkpoint is sharded with an index (default 5 GB, as transformers). */
+  readonly maxShardBytes?: number;
+};
+
+/**
+ * Writes `config.json` and `model.safetensors` (or shards plus index) in transformers' layout, float32. Linear layers
+ * are read through their weight access, so quantized layers are saved dequantized; a layer still wrapped by an
+ * adapter is refused (merge and unload first). With tied embeddings `lm_head.weight` is left out, as transformers
+ * does.
+ */
+export async function saveMistral(model: MistralForCausalLM, directory: string, options: SaveMistralOptions = {}): Promise<string[]> {
+  const layout = new MistralForCausalLM(model.config, { meta: true });
+  const tensors = new Map<string, SafetensorsTensor>();
+  const problems: string[] = [];
+  for (const [name, parameter] of layout.namedParameters()) {
+    const cut = name.lastIndexOf('.');
+    const path = name.slice(0, cut);
+    let module: Module;
+    try {
+      module = model.getSubmodule(path);
+    } catch {
+      problems.push(`${path}: no such module`);
+      continue;
+    }
+    const parameterName = name.slice(cut + 1);
+    let value: tf.Tensor;
+    if (isLinearLike(module) && parameterName === 'weight') {
+      value = module.weightAccess.getBaseWeight();
+    } else if (module.kind === layout.getSubmodule(path).kind && module.hasParameter(parameterName)) {
+      value = module.parameter(parameterName).value.clone();
+    } else {
+      problems.push(`${path}: a '${module.kind}' module (merge and unload adapters before saving)`);
+      continue;
+    }
+    try {
+      if (value.shape.join() !== parameter.shape.join()) {
+        problems.push(`${name}: expected [${parameter.shape.join(', ')}], got [${value.shape.join(', ')}]`);
+        continue;
+      }
+      tensors.set(name, { dtype: 'F32', shape: [...value.shape], data: value.dataSync() as Float32Array });
+    } finally {
+      value.dispose();
+    }
+  }
+  if (problems.length) {
+    throw new StateDictError(`saveMistral ${directory}: the model is not in plain Mistral layout: ${problems.join('; ')}`, [], [], problems);
+  }
+  await mkdir(directory, { recursive: true });
+  const config = { ...model.config, architectures: ['MistralForCausalLM'], torch_dtype: 'float32' };
+  await writeFile(join(directory, 'config.json'), `${JSON.stringify(sortKeys(config), null, 2)}\n`, 'utf8');
+  const written = await writeShardedCheckpoint(directory, tensors, { maxShardBytes: options.maxShardBytes });
+  return ['config.json', ...written];
+}
+
+/** transformers writes config.json with sorted keys. */
+function sortKeys(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
