@@ -18,6 +18,8 @@ export interface DecoderModel extends Module {
   decoderLayers(): ModuleList<DecoderLayer>;
   /** Replaces the layer list and updates the config's `num_hidden_layers`. */
   setDecoderLayers(layers: readonly DecoderLayer[]): void;
+  /** Recompute each layer's activations in backward (see `checkpoint`), in training mode. */
+  gradientCheckpointing: boolean;
 }
 
 export function isDecoderModel(module: Module): module is DecoderModel {

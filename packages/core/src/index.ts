@@ -15,3 +15,5 @@ export * from './adapter/inject-adapter.js';
 export * from './decoder-model.js';
 export * from './tensor-io.js';
 export * from './ops.js';
+export * from './matmul.js';
+export * from './checkpoint.js';

@@ -16,3 +16,12 @@ export function nextSeed(): number {
   value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
   return (value ^ (value >>> 14)) >>> 0;
 }
+
+/** The generator's position, to replay the same seeds later (gradient checkpointing, resume). */
+export function randomState(): number {
+  return state;
+}
+
+export function setRandomState(value: number): void {
+  state = value >>> 0;
+}

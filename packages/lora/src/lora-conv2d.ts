@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2d, ModuleDict } from '@peft-ts/core';
+import { Conv2d, ModuleDict, matMul } from '@peft-ts/core';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 import { initialLoraFactors } from './lora-linear.js';
 
@@ -57,7 +57,7 @@ export class LoraConv2d extends LoraLayer<Conv2d> {
       const a = this.loraA(adapterName).weight.value;
       const b = this.loraB(adapterName).weight.value;
       const rank = a.shape[0];
-      const product = tf.matMul(tf.reshape(b, [b.shape[0], rank]), tf.reshape(a, [rank, -1]));
+      const product = matMul(tf.reshape(b, [b.shape[0], rank]), tf.reshape(a, [rank, -1]));
       return tf.mul(tf.reshape(product, this.baseLayer.weight.shape as number[]), this.scaling(adapterName));
     });
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, Parameter, ParameterDict, embeddingLookup, nextSeed } from '@peft-ts/core';
+import { Embedding, Parameter, ParameterDict, embeddingLookup, matMul, nextSeed } from '@peft-ts/core';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 
 /**
@@ -50,7 +50,7 @@ export class LoraEmbedding extends LoraLayer<Embedding> {
 
   deltaWeight(adapterName: string): tf.Tensor {
     return tf.tidy(() =>
-      tf.mul(tf.transpose(tf.matMul(this.embeddingB(adapterName).value, this.embeddingA(adapterName).value)), this.scaling(adapterName)),
+      tf.mul(tf.transpose(matMul(this.embeddingB(adapterName).value, this.embeddingA(adapterName).value)), this.scaling(adapterName)),
     );
   }
 
@@ -63,7 +63,7 @@ export class LoraEmbedding extends LoraLayer<Embedding> {
     return tf.tidy(() => {
       const rows = embeddingLookup(tf.transpose(this.embeddingA(adapterName).value), input);
       const flat = tf.reshape(rows, [-1, rows.shape[rows.rank - 1]!]);
-      const projected = tf.matMul(flat, this.embeddingB(adapterName).value, false, true);
+      const projected = matMul(flat, this.embeddingB(adapterName).value, false, true);
       return tf.mul(tf.reshape(projected, [...input.shape, this.baseLayer.embeddingDim]), this.scaling(adapterName));
     });
   }

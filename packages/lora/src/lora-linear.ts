@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, ModuleDict, PeftError, linear, nextSeed, type LinearLike } from '@peft-ts/core';
+import { Linear, ModuleDict, PeftError, linear, matMul, nextSeed, type LinearLike } from '@peft-ts/core';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 
 /** A and B weights for one adapter, per `init_lora_weights` (PEFT 0.10 §A.8). */
@@ -71,7 +71,7 @@ export class LoraLinear extends LoraLayer<LinearLike> {
 
   deltaWeight(adapterName: string): tf.Tensor {
     return tf.tidy(() =>
-      tf.mul(tf.matMul(this.loraB(adapterName).weight.value, this.loraA(adapterName).weight.value), this.scaling(adapterName)),
+      tf.mul(matMul(this.loraB(adapterName).weight.value, this.loraA(adapterName).weight.value), this.scaling(adapterName)),
     );
   }
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from '../matmul.js';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 import { nextSeed } from '../random.js';
@@ -11,7 +12,7 @@ export function linear(input: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | n
   return tf.tidy(() => {
     const inFeatures = input.shape[input.shape.length - 1];
     const flat = input.rank === 2 ? input : tf.reshape(input, [-1, inFeatures]);
-    let output = tf.matMul(flat, weight, false, true);
+    let output = matMul(flat, weight, false, true);
     if (bias) output = tf.add(output, bias);
     return input.rank === 2 ? output : tf.reshape(output, [...input.shape.slice(0, -1), weight.shape[0]]);
   });

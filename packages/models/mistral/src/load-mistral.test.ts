@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, Module, StateDictError, type LinearLike } from '@peft-ts/core';
+import { Linear, Module, StateDictError, linear, type LinearLike } from '@peft-ts/core';
 import {
   SafetensorsError,
   SafetensorsFile,
@@ -118,7 +118,7 @@ describeWithBackends('loadMistral / saveMistral', (backend) => {
       readonly inFeatures: number;
       readonly outFeatures: number;
       forward(input: tf.Tensor): tf.Tensor {
-        return tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(input, [-1, this.inFeatures]), this.weight, false, true), [...input.shape.slice(0, -1), this.outFeatures]));
+        return linear(input, this.weight);
       }
     }
     const model = await loadMistral(baseModelDirectory, {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, Module, nextSeed, type LinearLike } from '@peft-ts/core';
+import { Linear, Module, matMul, nextSeed, type LinearLike } from '@peft-ts/core';
 import type { KeyValueCache } from './key-value-cache.js';
 import { headDimension, type MistralConfig } from './mistral-config.js';
 import { applyRotary, type RotaryAngles } from './rotary-embedding.js';
@@ -57,14 +57,14 @@ export class MistralAttention extends Module {
 
       // [B, heads, T, d] → [B, kv, G·T, d]: heads of one group are adjacent, so this is a free reshape.
       const groupedQuery = tf.reshape(query, [batch, keyValueHeads, groups * length, dimension]);
-      let scores = tf.reshape(tf.matMul(groupedQuery, keys, false, true), [batch, heads, length, keyLength]);
+      let scores = tf.reshape(matMul(groupedQuery, keys, false, true), [batch, heads, length, keyLength]);
       scores = tf.div(scores, Math.sqrt(dimension));
       if (context.mask) scores = tf.add(scores, context.mask);
       let probabilities = tf.softmax(scores);
       if (this.training && this.attentionDropout > 0) probabilities = tf.dropout(probabilities, this.attentionDropout, undefined, nextSeed());
 
       const grouped = tf.reshape(probabilities, [batch, keyValueHeads, groups * length, keyLength]);
-      const output = tf.reshape(tf.matMul(grouped, values), [batch, heads, length, dimension]);
+      const output = tf.reshape(matMul(grouped, values), [batch, heads, length, dimension]);
       const merged = tf.reshape(tf.transpose(output, [0, 2, 1, 3]), [batch, length, heads * dimension]);
       return this.child<LinearLike>('o_proj').forward(merged) as tf.Tensor3D;
     });

@@ -56,6 +56,15 @@ export class MistralForCausalLM extends Module implements DecoderModel, AdapterT
     if (!options.meta) initializeWeights(this, parsed.initializer_range);
   }
 
+  /** Gradient checkpointing per decoder layer (training mode only): less activation memory, one more forward. */
+  get gradientCheckpointing(): boolean {
+    return this.child<MistralTransformer>('model').gradientCheckpointing;
+  }
+
+  set gradientCheckpointing(enabled: boolean) {
+    this.child<MistralTransformer>('model').gradientCheckpointing = enabled;
+  }
+
   get config(): MistralConfig {
     return this.currentConfig;
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, Module, ModuleList, PeftError, RMSNorm } from '@peft-ts/core';
+import { Embedding, Module, ModuleList, PeftError, RMSNorm, checkpoint } from '@peft-ts/core';
 import { buildAttentionMask } from './attention-mask.js';
 import type { KeyValueCache } from './key-value-cache.js';
 import { headDimension, type MistralConfig } from './mistral-config.js';
@@ -25,6 +25,11 @@ export class MistralTransformer extends Module {
   readonly kind = 'mistral_model';
   private readonly rotary: RotaryEmbedding;
   private readonly slidingWindow: number | null;
+  /**
+   * Recompute each decoder layer's activations in the backward pass instead of keeping them
+   * (transformers' `gradient_checkpointing_enable()`); applies in training mode only.
+   */
+  gradientCheckpointing = false;
 
   constructor(config: MistralConfig, options: { meta?: boolean } = {}) {
     super();
@@ -60,7 +65,25 @@ export class MistralTransformer extends Module {
       const output = tf.tidy(() => {
         let hidden = this.child<Embedding>('embed_tokens').forward(inputIds) as tf.Tensor3D;
         const context = { angles, mask, cache };
-        for (const layer of this.child<ModuleList<MistralDecoderLayer>>('layers')) hidden = layer.forward(hidden, context);
+        const checkpointing = this.gradientCheckpointing && this.training;
+        for (const layer of this.child<ModuleList<MistralDecoderLayer>>('layers')) {
+          if (checkpointing) {
+            const variables = layer.parameters().filter((parameter) => parameter.requiresGrad).map((parameter) => parameter.value);
+            const constants = mask ? [angles.cos, angles.sin, mask] : [angles.cos, angles.sin];
+            hidden = checkpoint(
+              ([layerInput], [cos, sin, savedMask]) =>
+                layer.forward(layerInput as tf.Tensor3D, {
+                  angles: { cos: cos as tf.Tensor4D, sin: sin as tf.Tensor4D },
+                  mask: (savedMask as tf.Tensor4D | undefined) ?? null,
+                  cache,
+                }),
+              [hidden],
+              { variables, constants },
+            ) as tf.Tensor3D;
+          } else {
+            hidden = layer.forward(hidden, context);
+          }
+        }
         return this.child<RMSNorm>('norm').forward(hidden) as tf.Tensor3D;
       });
       cache?.advance(length);
