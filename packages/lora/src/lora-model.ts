@@ -94,11 +94,17 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
   /** Runs `body` with every adapter off (PEFT `disable_adapter()`); merged layers are unmerged. */
   withAdaptersDisabled<T>(body: () => T): T {
     this.setAdaptersDisabled(true);
+    let result: T;
     try {
-      return body();
-    } finally {
+      result = body();
+    } catch (error) {
       this.setAdaptersDisabled(false);
+      throw error;
     }
+    // An async body keeps adapters off until it settles.
+    if (result instanceof Promise) return result.finally(() => this.setAdaptersDisabled(false)) as T;
+    this.setAdaptersDisabled(false);
+    return result;
   }
 
   setAdaptersDisabled(disabled: boolean): void {

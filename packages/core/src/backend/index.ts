@@ -50,9 +50,15 @@ async function initTensorflow(): Promise<string> {
 
 type GpuAdapterLike = { info?: { vendor?: string; architecture?: string; description?: string; device?: string }; isFallbackAdapter?: boolean };
 
+/** The adapter's identity; GPUAdapterInfo fields are prototype getters, so they are read by name. */
+function describeAdapter(adapter: GpuAdapterLike): string {
+  const info = adapter.info ?? {};
+  return [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+}
+
 /** Software rasterisers expose WebGPU too; they are no faster than wasm, so `auto` skips them. */
 export function isSoftwareAdapter(adapter: GpuAdapterLike): boolean {
-  const text = Object.values(adapter.info ?? {}).join(' ').toLowerCase();
+  const text = describeAdapter(adapter).toLowerCase();
   return Boolean(adapter.isFallbackAdapter) || /llvmpipe|swiftshader|lavapipe|software|softpipe/.test(text);
 }
 
@@ -68,10 +74,18 @@ async function setUpWebgpu(): Promise<GpuAdapterLike> {
   ];
   for (const attempt of attempts) {
     if (attempt.flags.includes('backend=opengles')) process.env.EGL_PLATFORM ??= 'surfaceless';
-    const gpu = dawn.create(attempt.flags) as { requestAdapter(options: object): Promise<GpuAdapterLike | null> };
+    const gpu = dawn.create(attempt.flags) as { requestAdapter(options?: object): Promise<GpuAdapterLike | null> };
     const adapter = await gpu.requestAdapter(attempt.options).catch(() => null);
     if (adapter) {
-      Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+      // tfjs requests its own adapter without our options (e.g. the compatibility feature level
+      // OpenGL ES needs), so every request goes through with them added.
+      const navigatorGpu = new Proxy(gpu, {
+        get: (target, property) =>
+          property === 'requestAdapter'
+            ? (options?: object) => target.requestAdapter({ ...options, ...attempt.options })
+            : Reflect.get(target, property),
+      });
+      Object.defineProperty(globalThis, 'navigator', { value: { gpu: navigatorGpu }, configurable: true, writable: true });
       // The tfjs webgpu backend reads navigator.gpu when its module loads, so import it only now.
       await import('@tensorflow/tfjs-backend-webgpu');
       return adapter;
@@ -83,7 +97,7 @@ async function setUpWebgpu(): Promise<GpuAdapterLike> {
 async function initWebgpu(requireHardware: boolean): Promise<string> {
   webgpuReady ??= setUpWebgpu();
   const adapter = await webgpuReady;
-  const description = Object.values(adapter.info ?? {}).filter(Boolean).join(' ') || 'unknown adapter';
+  const description = describeAdapter(adapter);
   if (requireHardware && isSoftwareAdapter(adapter)) {
     throw new BackendError(`the WebGPU adapter is a software renderer (${description})`);
   }

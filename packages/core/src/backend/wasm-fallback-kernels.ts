@@ -5,6 +5,12 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
  * The wasm backend lacks the kernels behind two gradients we need: UnsortedSegmentSum (the
  * gradient of gather, i.e. of every embedding lookup) and Conv2DBackpropFilter (the gradient of
  * a conv weight). These plain-JS versions run on wasm memory; they are only on backward paths.
+ *
+ * It also gets replacements for kernels that copy far more than they need to: Identity copied the
+ * tensor (tfjs clones every tensor it saves for a gradient, so this doubled the memory a training
+ * step keeps, and cost ~0.35 s a step), as did a Cast to the same dtype; Slice copied its whole
+ * input out of the heap before taking the slice (Unpack and SplitV, one Slice per part, so copied
+ * the input once per part: ~1.4 s of a step in attention's per-head products).
  */
 export function registerWasmFallbackKernels(): void {
   if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
@@ -13,9 +19,98 @@ export function registerWasmFallbackKernels(): void {
   if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
     tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2dBackpropFilter });
   }
+  if (leanKernelsRegistered) return;
+  leanKernelsRegistered = true;
+  const replacements: [string, (args: KernelArguments) => tf.TensorInfo | tf.TensorInfo[] | null][] = [
+    ['Identity', identity],
+    // Multiply's and Square's gradients cast their float32 operands to float32: a copy each time.
+    ['Cast', (args) => ((args.inputs.x as tf.TensorInfo).dtype === (args.attrs as unknown as tf.CastAttrs).dtype ? identity(args) : null)],
+    ['Slice', slice],
+    ['Unpack', unpack],
+    ['SplitV', splitV],
+  ];
+  for (const [kernelName, kernelFunc] of replacements) {
+    const original = tf.getKernel(kernelName, 'wasm')!.kernelFunc;
+    tf.unregisterKernel(kernelName, 'wasm');
+    // String tensors live outside the heap, and a replacement answers null where it does not apply: the original handles both.
+    const replacement: tf.KernelFunc = (args) =>
+      (Object.values(args.inputs).some((input) => input?.dtype === 'string') ? null : kernelFunc(args as KernelArguments)) ?? original(args);
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: replacement });
+  }
 }
 
+let leanKernelsRegistered = false;
+
 type KernelArguments = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+/** Shares the input's data, as the wasm Reshape kernel does: tensor data is never written in place. */
+function identity({ inputs, backend }: KernelArguments): tf.TensorInfo {
+  const { x } = inputs as { x: tf.TensorInfo };
+  (backend as BackendWasm).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/** Copies only the slice, one run of contiguous elements at a time, straight from heap to heap. */
+function slice({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { begin, size } = attrs as unknown as tf.SliceAttrs;
+  const [start, extent] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+  return copySlice(backend as BackendWasm, x, start, extent);
+}
+
+function copySlice(wasm: BackendWasm, x: tf.TensorInfo, start: number[], extent: number[]): tf.TensorInfo {
+  const out = wasm.makeOutput(extent, x.dtype);
+  // Views are taken only now: allocating the output may grow the heap, which detaches older views.
+  const source = wasm.typedArrayFromHeap(x);
+  const target = wasm.typedArrayFromHeap(out);
+  if (target.length === 0) return out;
+  const rank = x.shape.length;
+  const strides = tf.util.computeStrides(x.shape);
+  // A run spans the innermost partially taken axis and every (whole) axis inside it.
+  let axis = rank - 1;
+  while (axis > 0 && start[axis] === 0 && extent[axis] === x.shape[axis]) axis--;
+  const run = axis < 0 ? 1 : extent.slice(axis).reduce((product, dimension) => product * dimension, 1);
+  const index = new Array<number>(Math.max(axis, 0)).fill(0);
+  for (let written = 0; written < target.length; written += run) {
+    let offset = axis < 0 ? 0 : start[axis] * (strides[axis] ?? 1);
+    for (let dimension = 0; dimension < index.length; dimension++) offset += (start[dimension] + index[dimension]) * strides[dimension];
+    target.set(source.subarray(offset, offset + run), written);
+    for (let dimension = index.length - 1; dimension >= 0; dimension--) {
+      if (++index[dimension] < extent[dimension]) break;
+      index[dimension] = 0;
+    }
+  }
+  return out;
+}
+
+function unpack({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo[] {
+  const { value } = inputs as { value: tf.TensorInfo };
+  const rank = value.shape.length;
+  const axis = tf.util.parseAxisParam((attrs as unknown as tf.UnpackAttrs).axis, value.shape)[0];
+  const extent = [...value.shape];
+  extent[axis] = 1;
+  const shape = value.shape.filter((_, dimension) => dimension !== axis);
+  return Array.from({ length: value.shape[axis] }, (_, part) => {
+    const start = new Array<number>(rank).fill(0);
+    start[axis] = part;
+    return { ...copySlice(backend as BackendWasm, value, start, extent), shape };
+  });
+}
+
+function splitV({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo[] {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { numOrSizeSplits, axis } = attrs as unknown as tf.SplitVAttrs;
+  const splitAxis = tf.util.parseAxisParam(axis, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, splitAxis);
+  const start = new Array<number>(x.shape.length).fill(0);
+  return sizes.map((size) => {
+    const extent = [...x.shape];
+    extent[splitAxis] = size;
+    const part = copySlice(backend as BackendWasm, x, [...start], extent);
+    start[splitAxis] += size;
+    return part;
+  });
+}
 
 function unsortedSegmentSum({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo {
   const wasm = backend as BackendWasm;

@@ -1,0 +1,41 @@
+import type { Command } from 'commander';
+import { createTrainingConfig } from '@peft-ts/config';
+import { prepareDatasets } from '../data/prepare-datasets.js';
+import { loadDataTokenizer } from '../session/load-model.js';
+import { evaluateLoss } from '../training/evaluate-loss.js';
+import { addModelOptions, openModel, type ModelOptions } from './model-options.js';
+
+export function registerEvalCommand(program: Command): void {
+  addModelOptions(
+    program
+      .command('eval')
+      .description('mean loss and perplexity of the model (with its adapters) on a JSONL file')
+      .requiredOption('--data <file>', 'JSONL (text, messages, prompt/completion or input_ids)')
+      .option('--max-seq-length <length>', 'tokens per sequence', Number, 512)
+      .option('--batch-size <size>', 'sequences per batch', Number, 8)
+      .option('--disable-adapters', 'evaluate the base model')
+      .option('--json', 'print JSON'),
+  ).action(async (options: ModelOptions & { data: string; maxSeqLength: number; batchSize: number; disableAdapters?: boolean; json?: boolean }) => {
+    const { model, lora } = await openModel(options, false);
+    const tokenizer = await loadDataTokenizer(options.model);
+    const settings = createTrainingConfig({ model: options.model, data: { train: options.data }, outputDir: '.', maxSeqLength: options.maxSeqLength });
+    const { training, padTokenId } = await prepareDatasets({ ...settings, tokenizer });
+    const run = () =>
+      evaluateLoss(
+        {
+          trainableParameters: () => [],
+          loss: (batch) => model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels }).loss!,
+          train: () => model.train(),
+          eval: () => model.eval(),
+        },
+        training,
+        options.batchSize,
+        padTokenId,
+      );
+    const evaluation = options.disableAdapters && lora ? await lora.withAdaptersDisabled(run) : await run();
+    const { loss, perplexity, examples } = evaluation;
+    process.stdout.write(
+      options.json ? `${JSON.stringify({ loss, perplexity, sequences: examples })}\n` : `eval loss ${loss.toFixed(4)}, perplexity ${perplexity.toFixed(2)} over ${examples} sequences\n`,
+    );
+  });
+}

@@ -1,0 +1,163 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { countParameters, isLinearLike, type Module } from '@peft-ts/core';
+import { parseLoraConfigJson } from '@peft-ts/config';
+import { doraMethod } from '@peft-ts/dora';
+import { LoraModel } from '@peft-ts/lora';
+import { MistralForCausalLM, parseMistralConfig } from '@peft-ts/model-mistral';
+import { quantizedWeightBytes } from '@peft-ts/quant';
+import type { QuantizationShorthand } from '../session/load-model.js';
+
+export type MemoryPlan = { weights: number; adapters: number; gradients: number; optimizerState: number; activations: number; total: number };
+
+export type RunPlan = {
+  layers: number;
+  baseParams: number;
+  totalParams: number;
+  trainableParams: number;
+  /** What `sum(p.numel() for p in model.parameters())` prints in PyTorch with bitsandbytes (4-bit weights count half). */
+  torchNumel: number;
+  quantization: QuantizationShorthand | null;
+  batchSize: number;
+  sequenceLength: number;
+  gradientCheckpointing: boolean;
+  memoryBytes: MemoryPlan;
+};
+
+async function readModelConfig(path: string): Promise<{ text: string; source: string }> {
+  const source = (await stat(path)).isDirectory() ? join(path, 'config.json') : path;
+  return { text: await readFile(source, 'utf8'), source };
+}
+
+/** Linear layers the quantizer replaces (every linear but the output head), by module path. */
+function quantizedLinearPaths(model: Module): Set<string> {
+  return new Set(
+    model
+      .namedModules()
+      .filter(([path, module]) => path !== 'lm_head' && !path.split('.').some((part) => part.startsWith('lora_')) && isLinearLike(module))
+      .map(([path]) => path),
+  );
+}
+
+/**
+ * Layers, parameters and the memory a run needs, from shapes alone (a shape-only model: nothing
+ * is allocated, so a 7B plan takes milliseconds). Activation bytes are an estimate per token of
+ * what the backward pass keeps (one layer's worth when checkpointing).
+ */
+export async function planRun(options: {
+  model: string;
+  adapterConfig?: string;
+  quant?: QuantizationShorthand;
+  batchSize?: number;
+  sequenceLength?: number;
+  gradientCheckpointing?: boolean;
+}): Promise<RunPlan> {
+  const { text, source } = await readModelConfig(options.model);
+  const config = parseMistralConfig(text, { source });
+  const model = new MistralForCausalLM(config, { meta: true });
+  const baseParams = countParameters(model).total;
+  if (options.adapterConfig) {
+    const loraConfig = parseLoraConfigJson(await readFile(options.adapterConfig, 'utf8'), { source: options.adapterConfig });
+    new LoraModel(model, { ...loraConfig, inferenceMode: false }, { method: doraMethod });
+  }
+  const counts = countParameters(model);
+  const trainableParams = options.adapterConfig ? counts.trainable : counts.total;
+  const quantized = options.quant ? quantizedLinearPaths(model) : new Set<string>();
+  let torchNumel = 0;
+  let weights = 0;
+  const seen = new Set<unknown>();
+  for (const [path, module] of model.namedModules()) {
+    for (const [name, parameter] of module.directParameters()) {
+      if (seen.has(parameter)) continue;
+      seen.add(parameter);
+      const isQuantizedWeight = name === 'weight' && quantized.has(path);
+      if (isQuantizedWeight && options.quant === '4bit') {
+        torchNumel += parameter.size / 2;
+        weights += quantizedWeightBytes([...parameter.shape], { kind: '4bit', compressStatistics: true }).totalBytes;
+      } else if (isQuantizedWeight && options.quant === '8bit') {
+        torchNumel += parameter.size;
+        weights += quantizedWeightBytes([...parameter.shape], { kind: 'int8' }).totalBytes;
+      } else {
+        torchNumel += parameter.size;
+        if (!parameter.requiresGrad || !options.adapterConfig) weights += parameter.byteLength;
+      }
+    }
+  }
+  const batchSize = options.batchSize ?? 1;
+  const sequenceLength = options.sequenceLength ?? 512;
+  const checkpointing = options.gradientCheckpointing ?? false;
+  const layers = model.decoderLayers().length;
+  const tokens = batchSize * sequenceLength;
+  const { hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads, vocab_size: vocab } = model.config;
+  // Floats kept per token by one decoder layer for backward: norms, projections, rotary, MLP, attention rows.
+  const perLayer = 16 * hidden + 5 * intermediate + 3 * heads * sequenceLength;
+  const keptLayers = checkpointing ? 1 : layers;
+  const activations = 4 * tokens * (perLayer * keptLayers + (checkpointing ? layers * hidden : 0) + 3 * vocab);
+  const adapters = options.adapterConfig ? trainableParams * 4 : 0;
+  const memoryBytes: MemoryPlan = {
+    weights,
+    adapters,
+    gradients: trainableParams * 4,
+    optimizerState: trainableParams * 8,
+    activations,
+    total: weights + adapters + trainableParams * 12 + activations,
+  };
+  return {
+    layers,
+    baseParams,
+    totalParams: counts.total,
+    trainableParams,
+    torchNumel: torchNumel,
+    quantization: options.quant ?? null,
+    batchSize,
+    sequenceLength,
+    gradientCheckpointing: checkpointing,
+    memoryBytes,
+  };
+}
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+
+export function formatPlan(plan: RunPlan): string {
+  const count = (value: number) => value.toLocaleString('en-US');
+  const memory = plan.memoryBytes;
+  return [
+    `layers            ${plan.layers}`,
+    `base params       ${count(plan.baseParams)}`,
+    `total params      ${count(plan.totalParams)}  (shared tensors once)`,
+    `trainable params  ${count(plan.trainableParams)}  (${((100 * plan.trainableParams) / plan.totalParams).toFixed(4)} %)`,
+    `torch numel       ${count(plan.torchNumel)}${plan.quantization === '4bit' ? '  (4-bit weights count half, as bitsandbytes stores them)' : ''}`,
+    `memory (batch ${plan.batchSize} × ${plan.sequenceLength}${plan.gradientCheckpointing ? ', gradient checkpointing' : ''}):`,
+    `  weights         ${gib(memory.weights)}${plan.quantization ? ` (${plan.quantization})` : ''}`,
+    `  adapters        ${gib(memory.adapters)}`,
+    `  gradients       ${gib(memory.gradients)}`,
+    `  optimizer state ${gib(memory.optimizerState)}  (AdamW: 2 × trainable)`,
+    `  activations     ${gib(memory.activations)}  (estimate)`,
+    `  total           ${gib(memory.total)}`,
+  ].join('\n');
+}
+
+export function registerPlanCommand(program: Command): void {
+  program
+    .command('plan')
+    .description('layers, parameters and memory of a run, from shapes alone (no weights loaded)')
+    .requiredOption('--model <dir|config.json>', 'model directory or its config.json')
+    .option('--adapter-config <file>', 'adapter_config.json (PEFT format) to plan adapters and layer replication')
+    .option('--quant <bits>', '4bit or 8bit base weights')
+    .option('--batch-size <size>', 'sequences per step, for the activation estimate', Number)
+    .option('--seq-length <length>', 'tokens per sequence, for the activation estimate', Number)
+    .option('--gradient-checkpointing', 'estimate activations with per-layer checkpointing')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const plan = await planRun({
+        model: options.model,
+        adapterConfig: options.adapterConfig,
+        quant: options.quant,
+        batchSize: options.batchSize,
+        sequenceLength: options.seqLength,
+        gradientCheckpointing: options.gradientCheckpointing,
+      });
+      process.stdout.write(`${options.json ? JSON.stringify(plan, null, 2) : formatPlan(plan)}\n`);
+    });
+}

@@ -1,0 +1,92 @@
+import { Option, type Command } from 'commander';
+import { learningRateSchedulerTypes, trainingBackends } from '@peft-ts/config';
+
+/** Command-line options of `train` (camelCase as commander parses them); each is also a config-file key. */
+export type TrainingOptions = {
+  config?: string;
+  model?: string;
+  data?: string;
+  outputDir?: string;
+  backend?: string;
+  learningRate?: number;
+  maxSteps?: number;
+  numTrainEpochs?: number;
+  perDeviceTrainBatchSize?: number;
+  gradientAccumulationSteps?: number;
+  warmupSteps?: number;
+  lrSchedulerType?: string;
+  weightDecay?: number;
+  maxGradNorm?: number;
+  loggingSteps?: number;
+  evalSteps?: number;
+  saveSteps?: number;
+  saveTotalLimit?: number;
+  seed?: number;
+  gradientCheckpointing?: boolean;
+  maxSeqLength?: number;
+  packing?: boolean;
+  validationSplit?: number;
+};
+
+const number = (value: string) => {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed)) throw new Error(`expected a number, got '${value}'`);
+  return parsed;
+};
+
+const overrideKeys: readonly (keyof TrainingOptions)[] = [
+  'model',
+  'data',
+  'outputDir',
+  'backend',
+  'learningRate',
+  'maxSteps',
+  'numTrainEpochs',
+  'perDeviceTrainBatchSize',
+  'gradientAccumulationSteps',
+  'warmupSteps',
+  'lrSchedulerType',
+  'weightDecay',
+  'maxGradNorm',
+  'loggingSteps',
+  'evalSteps',
+  'saveSteps',
+  'saveTotalLimit',
+  'seed',
+  'gradientCheckpointing',
+  'maxSeqLength',
+  'packing',
+  'validationSplit',
+];
+
+export function addTrainingOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'YAML or JSON config (Hugging Face TrainingArguments names, plus model, data, lora, quantization)')
+    .option('--model <dir>', 'base model directory (config.json, safetensors, tokenizer.json)')
+    .option('--data <file>', 'training data (JSONL: text, messages, prompt/completion or input_ids)')
+    .option('--output-dir <dir>', 'where the adapter, checkpoints, metrics and report go')
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices([...trainingBackends]))
+    .option('--learning-rate <rate>', 'peak learning rate', number)
+    .option('--max-steps <steps>', 'optimizer steps (overrides epochs)', number)
+    .option('--num-train-epochs <epochs>', 'epochs when max_steps is not set', number)
+    .option('--per-device-train-batch-size <size>', 'sequences per micro-batch', number)
+    .option('--gradient-accumulation-steps <steps>', 'micro-batches per optimizer step', number)
+    .option('--warmup-steps <steps>', 'linear warm-up steps', number)
+    .addOption(new Option('--lr-scheduler-type <type>', 'learning-rate schedule').choices([...learningRateSchedulerTypes]))
+    .option('--weight-decay <decay>', 'AdamW weight decay', number)
+    .option('--max-grad-norm <norm>', 'gradient clipping norm', number)
+    .option('--logging-steps <steps>', 'log every N steps', number)
+    .option('--eval-steps <steps>', 'evaluate every N steps', number)
+    .option('--save-steps <steps>', 'checkpoint every N steps', number)
+    .option('--save-total-limit <count>', 'checkpoints kept', number)
+    .option('--seed <seed>', 'random seed', number)
+    .option('--gradient-checkpointing', 'recompute activations in backward (less memory)')
+    .option('--max-seq-length <length>', 'tokens per sequence', number)
+    .option('--packing', 'pack examples into max_seq_length blocks')
+    .option('--validation-split <fraction>', 'held-out fraction when there is no validation file', number);
+}
+
+/** The options given on the command line, as config keys (camelCase; the config reader converts). */
+export function trainingOverrides(options: TrainingOptions): Record<string, unknown> {
+  return Object.fromEntries(overrideKeys.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]));
+}

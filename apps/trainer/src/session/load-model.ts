@@ -1,0 +1,76 @@
+import { PeftError } from '@peft-ts/core';
+import { createBitsAndBytesConfig, type BitsAndBytesConfig, type BitsAndBytesConfigInput } from '@peft-ts/config';
+import { doraMethod } from '@peft-ts/dora';
+import { loadAdapter, loadLoraModel, type LoraModel } from '@peft-ts/lora';
+import { TokenizerError, loadMistral, loadTokenizer, type MistralForCausalLM, type MistralTokenizer } from '@peft-ts/model-mistral';
+import type { TextTokenizer } from '../data/text-tokenizer.js';
+import { quantizedLinearFactory } from '@peft-ts/quant';
+
+export type QuantizationShorthand = '4bit' | '8bit';
+
+/** `--quant 4bit` is the QLoRA recipe (NF4, double quant); `8bit` is LLM.int8 with threshold 6. */
+export function quantizationFromShorthand(shorthand: QuantizationShorthand | undefined): BitsAndBytesConfig | undefined {
+  if (shorthand === undefined) return undefined;
+  const presets: Record<QuantizationShorthand, BitsAndBytesConfigInput> = {
+    '4bit': { loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true },
+    '8bit': { loadIn8bit: true },
+  };
+  const preset = presets[shorthand];
+  if (!preset) throw new PeftError(`--quant: expected 4bit or 8bit, got '${shorthand}'`);
+  return createBitsAndBytesConfig(preset);
+}
+
+export type LoadedModel = { model: MistralForCausalLM; tokenizer: MistralTokenizer | null };
+
+/**
+ * The model's tokenizer for the data pipeline; when the directory has none, a stand-in that
+ * fails only if text actually needs encoding (pre-tokenized `input_ids` data trains without one).
+ */
+export async function loadDataTokenizer(directory: string): Promise<TextTokenizer> {
+  try {
+    return await loadTokenizer(directory);
+  } catch (error) {
+    if (!(error instanceof TokenizerError)) throw error;
+    return {
+      encode: () => {
+        throw error;
+      },
+      applyChatTemplate: () => {
+        throw error;
+      },
+      bosTokenId: null,
+      eosTokenId: null,
+      padTokenId: null,
+    };
+  }
+}
+
+/** A Hugging Face model directory, quantized on load when asked; the tokenizer when the directory has one. */
+export async function loadBaseModel(
+  directory: string,
+  options: { quantization?: BitsAndBytesConfig; needsTokenizer?: boolean } = {},
+): Promise<LoadedModel> {
+  const quantized = options.quantization && (options.quantization.loadIn4bit || options.quantization.loadIn8bit);
+  const model = await loadMistral(directory, quantized ? { createLinear: quantizedLinearFactory(options.quantization!) } : {});
+  const tokenizer = options.needsTokenizer === false ? null : await loadTokenizer(directory);
+  return { model, tokenizer };
+}
+
+/**
+ * Loads adapter directories onto a model: the first as `default` (or its directory name when
+ * several are given), the rest under their directory names; `active` chooses the active one.
+ */
+export async function attachAdapters(
+  model: MistralForCausalLM,
+  directories: readonly string[],
+  options: { active?: string; isTrainable?: boolean } = {},
+): Promise<LoraModel<MistralForCausalLM> | null> {
+  if (directories.length === 0) return null;
+  const names = directories.length === 1 ? ['default'] : directories.map((directory) => directory.replace(/\/+$/, '').split('/').pop()!);
+  const lora = await loadLoraModel(model, directories[0], { adapterName: names[0], method: doraMethod, isTrainable: options.isTrainable });
+  for (let index = 1; index < directories.length; index++) {
+    await loadAdapter(lora, directories[index], { adapterName: names[index], isTrainable: options.isTrainable });
+  }
+  if (options.active) lora.setAdapter(options.active);
+  return lora;
+}

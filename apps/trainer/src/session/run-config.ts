@@ -1,0 +1,57 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, parseTrainingConfigObject, type TrainingConfig } from '@peft-ts/config';
+
+export class UsageError extends Error {}
+
+/** Reads a YAML or JSON config file into a plain object, naming the file (and line) on failure. */
+export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`${path}: cannot read the config file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = parseYaml(text, { prettyErrors: true });
+  } catch (error) {
+    throw new UsageError(`${path}: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`${path}: expected a mapping of config keys`);
+  return value as Record<string, unknown>;
+}
+
+/** `learningRate` → `learning_rate` (CLI options are camelCase in commander, files are snake_case). */
+const toSnakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
+/**
+ * The training config: the file's keys, overridden by the command-line options given (relative
+ * paths in a file resolve against the file's directory, on the command line against the cwd).
+ */
+export async function resolveTrainingConfig(options: { config?: string; overrides: Record<string, unknown> }): Promise<TrainingConfig> {
+  const base = options.config ? await readConfigFile(options.config) : {};
+  if (options.config) {
+    const directory = dirname(resolve(options.config));
+    const relativeTo = (path: unknown) => (typeof path === 'string' && !isAbsolute(path) ? resolve(directory, path) : path);
+    for (const key of ['model', 'output_dir']) if (key in base) base[key] = relativeTo(base[key]);
+    if (typeof base.data === 'string') base.data = relativeTo(base.data);
+    else if (base.data && typeof base.data === 'object') {
+      const data = base.data as Record<string, unknown>;
+      base.data = { ...data, train: relativeTo(data.train), ...(data.validation ? { validation: relativeTo(data.validation) } : {}) };
+    }
+  }
+  const merged: Record<string, unknown> = { ...base };
+  for (const [name, value] of Object.entries(options.overrides)) {
+    if (value === undefined) continue;
+    const key = toSnakeCase(name);
+    merged[key] = ['model', 'output_dir', 'data'].includes(key) && typeof value === 'string' ? resolve(value) : value;
+  }
+  try {
+    return parseTrainingConfigObject(merged, { source: options.config ?? 'command line' });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+}
