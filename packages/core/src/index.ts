@@ -17,3 +17,4 @@ export * from './tensor-io.js';
 export * from './ops.js';
 export * from './matmul.js';
 export * from './checkpoint.js';
+export * from './clone-module.js';

@@ -88,3 +88,12 @@ export class Parameter {
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((dimension, index) => dimension === b[index]);
 }
+
+/** An independent copy (its own tensor, same trainability); a meta parameter stays meta. */
+export function copyParameter(parameter: Parameter): Parameter {
+  if (parameter.isMeta) return Parameter.meta(parameter.shape, parameter.dtype);
+  const data = parameter.value.clone();
+  const copy = new Parameter(data, { requiresGrad: parameter.requiresGrad });
+  data.dispose();
+  return copy;
+}

@@ -22,9 +22,14 @@ export function toPeftKey(path: string, adapterName: string, prefix = 'lora_'): 
   return PEFT_KEY_PREFIX + parts.join('.');
 }
 
-/** Inverse of `toPeftKey`: puts the adapter name back after the adapter-parameter segment. */
-export function fromPeftKey(key: string, adapterName: string, prefix = 'lora_'): string {
+/**
+ * Inverse of `toPeftKey`: puts the adapter name back after the adapter-parameter segment, and
+ * routes a saved module (`lm_head.weight`) to its wrapper's copy (`lm_head.modules_to_save.<adapter>.weight`).
+ */
+export function fromPeftKey(key: string, adapterName: string, prefix = 'lora_', savedModuleKeys: readonly string[] = []): string {
   const path = key.startsWith(PEFT_KEY_PREFIX) ? key.slice(PEFT_KEY_PREFIX.length) : key;
+  const savedModule = savedModuleKeys.find((module) => path.startsWith(`${module}.`));
+  if (savedModule) return `${savedModule}.modules_to_save.${adapterName}.${path.slice(savedModule.length + 1)}`;
   const parts = path.split('.');
   const segment = adapterSegment(parts, prefix);
   if (segment >= 0) parts.splice(segment + 1, 0, adapterName);
@@ -55,7 +60,11 @@ export function adapterStateDict(loraModel: LoraModel, adapterName = loraModel.a
   for (const [path, parameter] of loraModel.model.namedParameters({ includeShared: true })) {
     const parts = path.split('.');
     const segment = adapterSegment(parts, prefix);
-    if (segment >= 0) {
+    const copy = parts.indexOf('modules_to_save');
+    if (parts.includes('original_module')) continue;
+    if (copy >= 0) {
+      if (parts[copy + 1] === adapterName) result.set(PEFT_KEY_PREFIX + [...parts.slice(0, copy), ...parts.slice(copy + 2)].join('.'), parameter.value);
+    } else if (segment >= 0) {
       if (parts[segment + 1] === adapterName) result.set(toPeftKey(path, adapterName, prefix), parameter.value);
     } else if (parts.at(-1) === 'bias' && (config.bias === 'all' || (config.bias === 'lora_only' && parts.at(-2) === 'base_layer'))) {
       result.set(PEFT_KEY_PREFIX + path, parameter.value);
@@ -83,11 +92,12 @@ export function loadAdapterStateDict(
   const prefix = loraModel.method.parameterPrefix;
   const own = new Map(loraModel.model.namedParameters({ includeShared: true }));
   const expected = new Set(adapterStateDict(loraModel, adapterName).keys());
+  const savedModuleKeys = loraModel.modulesToSaveWrappers().map(([key]) => key);
   const unexpected: string[] = [];
   const mismatched: string[] = [];
   const assignments: [string, tf.Tensor][] = [];
   for (const [key, tensor] of tensors) {
-    const path = fromPeftKey(key, adapterName, prefix);
+    const path = fromPeftKey(key, adapterName, prefix, savedModuleKeys);
     const parameter = own.get(path);
     if (!parameter) {
       unexpected.push(key);
@@ -100,7 +110,8 @@ export function loadAdapterStateDict(
     }
     assignments.push([path, tensor]);
   }
-  const missing = [...expected].filter((key) => key.includes(prefix));
+  const savedModulePrefixes = savedModuleKeys.map((module) => `${PEFT_KEY_PREFIX}${module}.`);
+  const missing = [...expected].filter((key) => key.includes(prefix) || savedModulePrefixes.some((module) => key.startsWith(module)));
   const problems = [
     mismatched.length ? `shape mismatch (does the config's r/rank_pattern fit the checkpoint?): ${mismatched.join('; ')}` : '',
     unexpected.length ? `keys the model does not have: ${unexpected.join(', ')}` : '',

@@ -7,3 +7,4 @@ export * from './lora-model.js';
 export * from './resolve-layer-settings.js';
 export * from './adapter-state-dict.js';
 export * from './adapter-io.js';
+export * from './modules-to-save-wrapper.js';

@@ -16,6 +16,7 @@ import type { LoraConfig } from '@peft-ts/config';
 import { appliedReplication, replicateLayers, unshareLayerParameters } from '@peft-ts/replication';
 import { LoraLayer } from './lora-layer.js';
 import { loraMethod } from './lora-method.js';
+import { ModulesToSaveWrapper } from './modules-to-save-wrapper.js';
 
 /** The prefix PEFT puts before every module path in adapter files (`PeftModel.base_model.model`). */
 export const PEFT_KEY_PREFIX = 'base_model.model.';
@@ -63,6 +64,13 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     return this.model.namedModules().filter((entry): entry is [string, LoraLayer] => entry[1] instanceof LoraLayer);
   }
 
+  /** Every modules_to_save wrapper with its dotted path. */
+  modulesToSaveWrappers(): [string, ModulesToSaveWrapper][] {
+    return this.model
+      .namedModules()
+      .filter((entry): entry is [string, ModulesToSaveWrapper] => entry[1] instanceof ModulesToSaveWrapper);
+  }
+
   /** Injects another adapter, inactive (PEFT `add_adapter`); the active one stays active. */
   addAdapter(adapterName: string, config: LoraConfig): void {
     if (this.configs.has(adapterName)) throw new PeftError(`adapter '${adapterName}' already exists`);
@@ -77,6 +85,7 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
       if (layer.isMerged) layer.unmerge();
       layer.setActiveAdapters([adapterName]);
     }
+    for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.activeAdapter = wrapper.copyFor(adapterName) ? adapterName : null;
     this.activeName = adapterName;
     this.markTrainable();
   }
@@ -86,6 +95,7 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     for (const [, layer] of this.loraLayers()) {
       if (layer.adapterNames.includes(adapterName)) layer.deleteAdapter(adapterName);
     }
+    for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.deleteAdapter(adapterName);
     this.configs.delete(adapterName);
     if (this.activeName === adapterName) this.activeName = this.adapterNames.sort()[0] ?? '';
     this.markTrainable();
@@ -109,6 +119,7 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
 
   setAdaptersDisabled(disabled: boolean): void {
     for (const [, layer] of this.loraLayers()) layer.setAdaptersDisabled(disabled);
+    for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.adaptersDisabled = disabled;
   }
 
   /** Merges adapters into the base weights in place (PEFT `merge_adapter`). */
@@ -173,8 +184,27 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
       // Before injection, so every replica gets its own adapter over the shared base weights.
       replicateLayers(this.model, config.layerReplication);
     }
-    injectAdapter({ model: this.model, method: this.method, config, adapterName });
+    const saved = this.wrapModulesToSave(adapterName, config.modulesToSave ?? []);
+    injectAdapter({ model: this.model, method: this.method, config, adapterName, skipKeys: saved });
     this.configs.set(adapterName, config);
+  }
+
+  /**
+   * Wraps every module whose path ends with a `modules_to_save` name (plain suffix, as PEFT
+   * matches) in a ModulesToSaveWrapper holding a trainable copy for this adapter.
+   */
+  private wrapModulesToSave(adapterName: string, names: readonly string[]): Set<string> {
+    const wrapped = new Set<string>();
+    if (names.length === 0) return wrapped;
+    for (const [key, module] of this.model.namedModules()) {
+      if (!key || !names.some((name) => key.endsWith(name)) || [...wrapped].some((done) => key.startsWith(`${done}.`))) continue;
+      if (key.split('.').some((part) => part === 'original_module' || part === 'modules_to_save')) continue;
+      const wrapper = module instanceof ModulesToSaveWrapper ? module : new ModulesToSaveWrapper(module);
+      wrapper.addAdapter(adapterName);
+      if (wrapper !== module) this.model.setSubmodule(key, wrapper);
+      wrapped.add(key);
+    }
+    return wrapped;
   }
 
   /** PEFT `_mark_only_adapters_as_trainable` + the active adapter's parameters. */
@@ -184,8 +214,9 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     for (const [name, parameter] of this.model.namedParameters({ includeShared: true })) {
       const parts = name.split('.');
       const adapterPart = parts.findIndex((part) => part.startsWith(this.method.parameterPrefix));
-      const isAdapter = adapterPart >= 0;
-      parameter.requiresGrad = isAdapter && trainsAdapters && parts[adapterPart + 1] === this.activeName;
+      const copyPart = parts.indexOf('modules_to_save');
+      const segment = adapterPart >= 0 ? adapterPart : copyPart;
+      parameter.requiresGrad = segment >= 0 && trainsAdapters && parts[segment + 1] === this.activeName;
     }
     if (!config || config.inferenceMode || config.bias === 'none') return;
     if (config.bias === 'all') {
@@ -208,6 +239,8 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
       this.model.setSubmodule(key, layer.baseLayer);
       disposeAdapterWeights(layer);
     }
+    // PEFT keeps the trained copy of each module to save.
+    for (const [key, wrapper] of this.modulesToSaveWrappers()) this.model.setSubmodule(key, wrapper.activeModule);
     this.configs.clear();
     for (const parameter of this.model.parameters()) parameter.requiresGrad = true;
     return this.model;

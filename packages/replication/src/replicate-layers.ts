@@ -1,4 +1,4 @@
-import { Parameter, PeftError, type DecoderLayer, type DecoderModel } from '@peft-ts/core';
+import { PeftError, copyParameter, type DecoderLayer, type DecoderModel, type Parameter } from '@peft-ts/core';
 
 /** `[start, end)` over the original decoder-layer indices (mergekit passthrough convention). */
 export type LayerRange = readonly [start: number, end: number];
@@ -76,18 +76,11 @@ export function unshareLayerParameters(model: DecoderModel): number {
           seen.add(parameter);
           continue;
         }
-        const copy = parameter.isMeta ? Parameter.meta(parameter.shape, parameter.dtype) : copyParameter(parameter);
+        const copy = copyParameter(parameter);
         module.setParameter(name, copy);
         allocated += copy.byteLength;
       }
     }
   }
   return allocated;
-}
-
-function copyParameter(parameter: Parameter): Parameter {
-  const data = parameter.value.clone();
-  const copy = new Parameter(data, { requiresGrad: parameter.requiresGrad });
-  data.dispose();
-  return copy;
 }

@@ -39,14 +39,14 @@ export function injectAdapter<CONFIG extends TargetSelection>(options: {
   method: AdapterMethod<CONFIG>;
   config: CONFIG;
   adapterName: string;
-  /** Keys handled elsewhere (e.g. modules_to_save), skipped here as PEFT does. */
+  /** Modules handled elsewhere (e.g. modules_to_save), skipped with everything inside them, as PEFT does. */
   skipKeys?: ReadonlySet<string>;
 }): InjectionResult {
   const { model, method, adapterName } = options;
   const config = resolveTargetSelection(model, options.config);
   const candidates = model
     .namedModules()
-    .filter(([key]) => key !== '' && !options.skipKeys?.has(key) && isTargetModule(key, config));
+    .filter(([key]) => key !== '' && !isSkipped(key, options.skipKeys) && isTargetModule(key, config));
   // A module nested inside an adapter layer (its base layer, its lora_A) is never a target itself.
   const insideAdapter = (key: string) => key.split('.').some((part) => part.startsWith(method.parameterPrefix) || part === 'base_layer');
   const targets = candidates.filter(([key]) => !insideAdapter(key));
@@ -73,6 +73,12 @@ export function injectAdapter<CONFIG extends TargetSelection>(options: {
     if (model.getSubmodule(key) !== replacement) model.setSubmodule(key, replacement);
   }
   return { targetedKeys: plan.map(([key]) => key) };
+}
+
+function isSkipped(key: string, skipKeys: ReadonlySet<string> | undefined): boolean {
+  if (!skipKeys) return false;
+  for (const skip of skipKeys) if (key === skip || key.startsWith(`${skip}.`)) return true;
+  return false;
 }
 
 function dispatch<CONFIG extends TargetSelection>(method: AdapterMethod<CONFIG>, options: DispatchOptions<CONFIG>): Module | undefined {
