@@ -41,6 +41,9 @@ export class ProgressBar {
     this.startTime = this.now();
   }
 
+  /** The step of the last plain line, so `finish` does not print the same line twice. */
+  private printedCurrent: number | null = null;
+
   update(current: number, details: ProgressDetails = {}): void {
     // Rate and ETA count from the first update, so a resumed run's earlier steps do not inflate the speed.
     this.start ??= { value: current, time: this.now() };
@@ -54,6 +57,7 @@ export class ProgressBar {
       const interval = (this.options.plainLineInterval ?? 30) * 1000;
       if (interval === 0 || time - this.lastDraw < interval) return;
       this.stream.write(`${this.line(time)}\n`);
+      this.printedCurrent = current;
     }
     this.lastDraw = time;
   }
@@ -71,7 +75,7 @@ export class ProgressBar {
     if (this.stream.isTTY) {
       this.drawOnTerminal(time);
       this.stream.write('\n');
-    } else {
+    } else if (this.printedCurrent !== this.current) {
       this.stream.write(`${this.line(time)}\n`);
     }
     this.drawnOnTerminal = false;

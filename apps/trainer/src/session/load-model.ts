@@ -2,7 +2,7 @@ import { PeftError } from '@peft-ts/core';
 import { createBitsAndBytesConfig, type BitsAndBytesConfig, type BitsAndBytesConfigInput } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
 import { loadAdapter, loadLoraModel, type LoraModel } from '@peft-ts/lora';
-import { TokenizerError, loadMistral, loadTokenizer, type MistralForCausalLM, type MistralTokenizer } from '@peft-ts/model-mistral';
+import { TokenizerError, loadMistral, loadTokenizer, readMistralConfig, type MistralForCausalLM, type MistralTokenizer } from '@peft-ts/model-mistral';
 import type { TextTokenizer } from '../data/text-tokenizer.js';
 import { quantizedLinearFactory } from '@peft-ts/quant';
 
@@ -45,13 +45,25 @@ export async function loadDataTokenizer(directory: string): Promise<TextTokenize
   }
 }
 
-/** A Hugging Face model directory, quantized on load when asked; the tokenizer when the directory has one. */
+/**
+ * A Hugging Face model directory, quantized on load when asked, reporting each linear weight as
+ * it is read (and quantized); the tokenizer when asked for.
+ */
 export async function loadBaseModel(
   directory: string,
-  options: { quantization?: BitsAndBytesConfig; needsTokenizer?: boolean } = {},
+  options: { quantization?: BitsAndBytesConfig; needsTokenizer?: boolean; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<LoadedModel> {
   const quantized = options.quantization && (options.quantization.loadIn4bit || options.quantization.loadIn8bit);
-  const model = await loadMistral(directory, quantized ? { createLinear: quantizedLinearFactory(options.quantization!) } : {});
+  const quantize = quantized ? quantizedLinearFactory(options.quantization!) : undefined;
+  const config = await readMistralConfig(directory);
+  const linearWeights = config.num_hidden_layers * 7 + 1;
+  let done = 0;
+  const model = await loadMistral(directory, {
+    createLinear: (context) => {
+      options.onProgress?.(++done, linearWeights);
+      return quantize?.(context);
+    },
+  });
   const tokenizer = options.needsTokenizer === false ? null : await loadTokenizer(directory);
   return { model, tokenizer };
 }

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { PeftError } from '../errors.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
@@ -105,6 +106,22 @@ async function initWebgpu(requireHardware: boolean): Promise<string> {
   return description;
 }
 
+/**
+ * On Linux a hardware WebGPU adapter needs a Vulkan driver, announced by an ICD manifest; probing
+ * without one only makes Dawn print driver errors, so `auto` skips the probe then.
+ */
+function mayHaveHardwareGpu(): boolean {
+  if (process.platform !== 'linux') return true;
+  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return true;
+  return ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'].some((directory) => {
+    try {
+      return readdirSync(directory).some((name) => name.endsWith('.json') && !/lvp|lavapipe|swiftshader/i.test(name));
+    } catch {
+      return false;
+    }
+  });
+}
+
 async function initWasm(): Promise<string> {
   await import('@tensorflow/tfjs-backend-wasm');
   await activate('wasm');
@@ -140,7 +157,10 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
       const skipped: string[] = [];
       for (const [name, init] of [
         ['tensorflow', initTensorflow],
-        ['webgpu', () => initWebgpu(true)],
+        [
+          'webgpu',
+          () => (mayHaveHardwareGpu() ? initWebgpu(true) : Promise.reject(new BackendError('no Vulkan driver (ICD) installed'))),
+        ],
       ] as const) {
         try {
           return { name, detail: await init() };
