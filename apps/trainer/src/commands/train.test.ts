@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../cli.js';
+
+const demo = fileURLToPath(new URL('../../demo/', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/peft-ts.mjs', import.meta.url));
+
+async function losses(outputDirectory: string): Promise<[number, number][]> {
+  const lines = (await readFile(join(outputDirectory, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+  return lines.map((line) => JSON.parse(line)).filter((record) => record.loss !== undefined).map((record) => [record.step, record.loss]);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('peft-ts train', () => {
+  let scratch: string;
+  let common: string[];
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), 'peft-ts-train-'));
+    const lines = (await readFile(join(demo, 'data', 'train.jsonl'), 'utf8')).split('\n').slice(0, 48).join('\n');
+    await writeFile(join(scratch, 'train.jsonl'), `${lines}\n`);
+    await writeFile(
+      join(scratch, 'run.yaml'),
+      [
+        `model: ${join(demo, 'base-model')}`,
+        'data: train.jsonl',
+        'backend: wasm',
+        'max_seq_length: 48',
+        'per_device_train_batch_size: 4',
+        'max_steps: 12',
+        'logging_steps: 1',
+        'save_steps: 2',
+        'learning_rate: 0.01',
+        'seed: 3',
+        'lora: { r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj], use_dora: true }',
+      ].join('\n'),
+    );
+    common = ['train', '--config', join(scratch, 'run.yaml')];
+  });
+  afterAll(() => rm(scratch, { recursive: true, force: true }));
+
+  it('writes a PEFT adapter, trainer_state.json, metrics.jsonl and the report; the loss falls', async () => {
+    const output = join(scratch, 'plain');
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await main([...common, '--output-dir', output])).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    for (const file of ['adapter_config.json', 'adapter_model.safetensors', 'trainer_state.json', 'metrics.jsonl', 'report.html', 'loss.svg']) {
+      expect([file, await exists(join(output, file))]).toEqual([file, true]);
+    }
+    const config = JSON.parse(await readFile(join(output, 'adapter_config.json'), 'utf8'));
+    expect(config).toMatchObject({ peft_type: 'LORA', use_dora: true, r: 4, task_type: 'CAUSAL_LM', inference_mode: true });
+    const steps = await losses(output);
+    expect(steps.map(([step]) => step)).toEqual(Array.from({ length: 12 }, (_, index) => index + 1));
+    const mean = (part: [number, number][]) => part.reduce((sum, [, loss]) => sum + loss, 0) / part.length;
+    expect(mean(steps.slice(-3))).toBeLessThan(mean(steps.slice(0, 3)) - 0.1);
+  });
+
+  it('after kill -9, --resume reproduces the uninterrupted run\'s losses', async () => {
+    const reference = await losses(join(scratch, 'plain'));
+    const output = join(scratch, 'killed');
+    const child = spawn(process.execPath, [bin, ...common, '--output-dir', output], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const deadline = Date.now() + 120_000;
+    while (!(await exists(join(output, 'checkpoint-4', 'trainer_state.json')))) {
+      if (Date.now() > deadline || child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    expect(await exists(join(output, 'checkpoint-4'))).toBe(true);
+    expect(await exists(join(output, 'checkpoint-12'))).toBe(false);
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await main([...common, '--output-dir', output, '--resume'])).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await losses(output)).toEqual(reference);
+  });
+});
