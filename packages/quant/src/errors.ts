@@ -1,6 +1,7 @@
 /**
  * Thrown for invalid quantization input (bad blocksize, size mismatch, malformed quant state).
- * Local to this package because importing `@peft-ts/core` (which has `PeftError`) would pull in tfjs.
+ * Local to the typed-array numerics, which stay free of tfjs (`@peft-ts/core`, which has `PeftError`, pulls it in);
+ * the tfjs layers throw `PeftError`.
  */
 export class QuantError extends Error {
   constructor(message: string) {

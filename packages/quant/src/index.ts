@@ -1,6 +1,8 @@
 export { assertBlocksize } from './assert-blocksize.js';
 export { blockwiseAbsmax } from './blockwise-absmax.js';
 export { dequantize4bit } from './dequantize-4bit.js';
+export { dequantize4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
+export { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
 export { dequantizeAbsmax } from './dequantize-absmax.js';
 export { dequantizeBlockwise8bit } from './dequantize-blockwise-8bit.js';
 export { doubleQuantizeAbsmax } from './double-quantize-absmax.js';
@@ -14,13 +16,24 @@ export { encodeFp4, FP4_CODE } from './fp4-code.js';
 export { int8MatmulReference } from './int8-matmul-reference.js';
 export { int8VectorwiseDequantize } from './int8-vectorwise-dequantize.js';
 export { int8VectorwiseQuantize, type Int8Matrix, type Int8VectorwiseQuantized } from './int8-vectorwise-quantize.js';
+export { Linear4bit, type Linear4bitOptions } from './linear-4bit.js';
+export { Linear8bitLt, type Linear8bitLtOptions } from './linear-8bit-lt.js';
 export { encodeNf4, NF4_CODE } from './nf4-code.js';
 export { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
 export { parseQuantState, type QuantStateJson } from './parse-quant-state.js';
+export {
+  prepareModelForKbitTraining,
+  type PrepareModelForKbitTrainingOptions,
+} from './prepare-model-for-kbit-training.js';
 export { pythonJsonFloat } from './python-json-float.js';
 export type { DoubleQuantizedAbsmax, FloatDtype, QuantState4bit, QuantType } from './quant-state.js';
 export { quantize4bit, type Quantize4bitOptions, type Quantized4bit } from './quantize-4bit.js';
 export { quantizeBlockwise8bit, type QuantizedBlockwise8bit } from './quantize-blockwise-8bit.js';
+export {
+  quantizedLinearFactory,
+  type QuantizableLinear,
+  type QuantizedLinearFactoryOptions,
+} from './quantized-linear-factory.js';
 export {
   quantizedWeightBytes,
   type QuantizedWeightBytes,

@@ -1,0 +1,41 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describeWithBackends } from '@peft-ts/core/test';
+import { expect, it } from 'vitest';
+import { dequantize4bit } from './dequantize-4bit.js';
+import { dequantize4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
+import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
+import { float32BitDifferences, quantFixtures, seededUniform } from './test/index.js';
+
+/** The tensors a layer would hold for `quantized`. */
+function asTensors({ packed, state }: Quantized4bit): FourBitTensors {
+  const fields = { quantType: state.quantType, blocksize: state.blocksize, shape: state.shape, packed: tf.tensor(packed, [packed.length], 'bool') };
+  if (!state.nested) return { ...fields, absmax: tf.tensor1d(state.absmax) };
+  const { codes, absmax, offset, blocksize } = state.nested;
+  return { ...fields, nested: { codes: tf.tensor(codes, [codes.length], 'bool'), absmax: tf.tensor1d(absmax), offset, blocksize } };
+}
+
+describeWithBackends('dequantize4bitTensor', () => {
+  it.each([
+    ['nf4', false],
+    ['nf4', true],
+    ['fp4', false],
+    ['fp4', true],
+  ] as const)('%s (double quant %s): equals dequantize4bit bit for bit', (quantType, compressStatistics) => {
+    const quantized = quantize4bit(quantFixtures().float32('weight'), { quantType, compressStatistics, shape: [64, 128] });
+    tf.tidy(() => {
+      const result = dequantize4bitTensor(asTensors(quantized));
+      expect(result.shape).toEqual([64, 128]);
+      expect(float32BitDifferences(result.dataSync() as Float32Array, dequantize4bit(quantized.packed, quantized.state))).toEqual([]);
+    });
+  });
+
+  it('handles an odd count, a short last block and several nested chunks', () => {
+    // 300 blocks of 64 values: two nested chunks of 256 blocks, the second short; the last block holds 39 values.
+    const count = 299 * 64 + 39;
+    const quantized = quantize4bit(seededUniform(count, 31, -4, 4), { quantType: 'nf4', compressStatistics: true, shape: [count] });
+    tf.tidy(() => {
+      const result = dequantize4bitTensor(asTensors(quantized));
+      expect(float32BitDifferences(result.dataSync() as Float32Array, dequantize4bit(quantized.packed, quantized.state))).toEqual([]);
+    });
+  });
+});

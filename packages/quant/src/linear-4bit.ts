@@ -1,0 +1,193 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Module, Parameter, PeftError, linear, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { dequantize4bit } from './dequantize-4bit.js';
+import { dequantize4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
+import { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
+import { frozenParameter } from './frozen-parameter.js';
+import type { QuantState4bit, QuantType } from './quant-state.js';
+import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
+
+export type Linear4bitOptions = {
+  /** bnb's `Linear4bit` default is 'fp4'; QLoRA uses 'nf4'. */
+  readonly quantType?: QuantType;
+  /** Power of two from 64 to 4096; default 64. */
+  readonly blocksize?: number;
+  /** Double-quantize the per-block absmax (bnb `compress_statistics`, default true as in bnb's module). */
+  readonly compressStatistics?: boolean;
+  /** float32 [out]; the layer keeps its own reference. */
+  readonly bias?: tf.Tensor | null;
+};
+
+type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
+
+/**
+ * Backends whose tensors live in host memory. There a plain loop over the read-back bytes is about 5× faster than
+ * the tf-op gather (wasm's gather kernel costs ~40 ns per element), and the forward dequantizes straight into the
+ * transposed layout its product needs; elsewhere the weight is dequantized on the device with
+ * `dequantize4bitTensor`. All give the same bits.
+ */
+const HOST_BACKENDS = new Set(['cpu', 'wasm']);
+
+/**
+ * bitsandbytes `Linear4bit` (NF4/FP4, blockwise absmax, optional double quantization) for inference and QLoRA.
+ * The weight stays packed: two codes per byte in a bool (byte) tensor, absmax as fp32 or, double-quantized, as
+ * 8-bit codes plus one fp32 per 256 blocks, so about 0.516 bytes per parameter with NF4 + double quant. The
+ * forward dequantizes (on cpu/wasm with the package's loop, on device backends with tf ops: see HOST_BACKENDS)
+ * and computes `x·Wᵀ + b` in float32: each weight value is the single fp32 product `code · absmax` of bnb's
+ * `dequantize_4bit`, bit for bit. Its gradient reaches the input only (the weight is frozen, as in bnb), and
+ * it dequantizes again in the backward pass instead of keeping the float weight alive until then.
+ */
+export class Linear4bit extends Module implements LinearLike {
+  readonly kind = 'linear' as const;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly weightAccess: WeightAccess;
+  private state: Omit<QuantState4bit, 'absmax' | 'nested'> & { readonly offset: number | null; readonly nestedBlocksize: number };
+  private readonly project: (input: tf.Tensor) => tf.Tensor;
+
+  /** Quantizes a float [out, in] weight (bnb `Params4bit` moved to the device). */
+  static fromWeight(weight: tf.Tensor, options: Linear4bitOptions = {}): Linear4bit {
+    if (weight.rank !== 2) throw new PeftError(`Linear4bit: the weight must be [out, in], got [${weight.shape}]`);
+    const { quantType = 'fp4', blocksize = 64, compressStatistics = true, bias = null } = options;
+    const quantized = quantize4bit(weight.dataSync() as Float32Array, { quantType, blocksize, compressStatistics, shape: weight.shape });
+    return new Linear4bit(quantized, { bias });
+  }
+
+  /** Wraps already quantized data; `state.shape` is [out, in]. */
+  constructor(quantized: Quantized4bit, options: { readonly bias?: tf.Tensor | null } = {}) {
+    super();
+    const { packed, state } = quantized;
+    if (state.shape.length !== 2) throw new PeftError(`Linear4bit: the quantized weight must be [out, in], got [${state.shape}]`);
+    [this.outFeatures, this.inFeatures] = state.shape;
+    if (packed.length !== Math.ceil((this.outFeatures * this.inFeatures) / 2)) {
+      throw new PeftError(`Linear4bit: [${state.shape}] needs ${Math.ceil((this.outFeatures * this.inFeatures) / 2)} packed bytes, got ${packed.length}`);
+    }
+    const bias = options.bias ?? null;
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
+      throw new PeftError(`Linear4bit: bias must be [${this.outFeatures}], got [${bias.shape}]`);
+    }
+    this.state = {
+      quantType: state.quantType,
+      blocksize: state.blocksize,
+      shape: [...state.shape],
+      dtype: state.dtype,
+      offset: state.nested ? state.nested.offset : null,
+      nestedBlocksize: state.nested ? state.nested.blocksize : 0,
+    };
+    this.registerParameter('weight', frozenParameter(tf.tensor(packed, [packed.length], 'bool')));
+    if (state.nested) {
+      this.registerParameter('absmax', frozenParameter(tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')));
+      this.registerParameter('nested_absmax', frozenParameter(tf.tensor1d(state.nested.absmax)));
+    } else {
+      this.registerParameter('absmax', frozenParameter(tf.tensor1d(state.absmax)));
+    }
+    this.registerParameter('bias', bias ? new Parameter(bias) : null);
+    this.weightAccess = {
+      supportsMerge: true,
+      getBaseWeight: () => this.dequantize(),
+      setBaseWeight: (weight) => this.requantize(weight),
+    };
+    this.project = tf.customGrad(((input: tf.Tensor) => ({
+      value: tf.tidy(() => this.product(input)),
+      gradFunc: (dy: tf.Tensor) =>
+        tf.tidy(() => tf.reshape(matMul(tf.reshape(dy, [-1, this.outFeatures]), this.dequantize()), input.shape)),
+    })) as unknown as CustomGradFunction) as (input: tf.Tensor) => tf.Tensor;
+  }
+
+  get bias(): Parameter | null {
+    return this.hasParameter('bias') ? this.parameter('bias') : null;
+  }
+
+  get quantType(): QuantType {
+    return this.state.quantType;
+  }
+
+  get doubleQuantized(): boolean {
+    return this.state.offset !== null;
+  }
+
+  forward(input: tf.Tensor): tf.Tensor {
+    if (input.shape[input.rank - 1] !== this.inFeatures) {
+      throw new PeftError(`Linear4bit: input has ${input.shape[input.rank - 1]} features, the layer takes ${this.inFeatures}`);
+    }
+    return tf.tidy(() => {
+      const output = this.project(input);
+      return this.bias ? tf.add(output, this.bias.value) : output;
+    });
+  }
+
+  /** The stored codes and quant state in bnb's form (read back from the tensors). */
+  quantized(): Quantized4bit {
+    const { offset, nestedBlocksize, ...fields } = this.state;
+    const packed = Uint8Array.from(this.parameter('weight').value.dataSync());
+    const absmax = this.parameter('absmax').value.dataSync();
+    const state: QuantState4bit =
+      offset === null
+        ? { ...fields, absmax: Float32Array.from(absmax) }
+        : {
+            ...fields,
+            nested: {
+              codes: Uint8Array.from(absmax),
+              absmax: Float32Array.from(this.parameter('nested_absmax').value.dataSync()),
+              offset,
+              blocksize: nestedBlocksize,
+            },
+          };
+    return { packed, state };
+  }
+
+  /** The float32 [out, in] weight, `code[nibble] · absmax[block]` in fp32 (bnb `dequantize_4bit`). */
+  dequantize(): tf.Tensor2D {
+    const shape: [number, number] = [this.outFeatures, this.inFeatures];
+    if (HOST_BACKENDS.has(tf.getBackend())) {
+      const { packed, state } = this.quantized();
+      return tf.tensor2d(dequantize4bit(packed, state), shape);
+    }
+    return dequantize4bitTensor(this.tensors()) as tf.Tensor2D;
+  }
+
+  /** `x·Wᵀ` with the weight dequantized for this call only. */
+  private product(input: tf.Tensor): tf.Tensor {
+    if (!HOST_BACKENDS.has(tf.getBackend())) return linear(input, dequantize4bitTensor(this.tensors()));
+    const { packed, state } = this.quantized();
+    const transposed = tf.tensor2d(dequantize4bitTransposed(packed, state), [this.inFeatures, this.outFeatures]);
+    return tf.reshape(matMul(tf.reshape(input, [-1, this.inFeatures]), transposed), [...input.shape.slice(0, -1), this.outFeatures]);
+  }
+
+  /** The stored tensors, as `dequantize4bitTensor` takes them. */
+  private tensors(): FourBitTensors {
+    const { quantType, blocksize, shape, offset, nestedBlocksize } = this.state;
+    const packed = this.parameter('weight').value;
+    const absmax = this.parameter('absmax').value;
+    if (offset === null) return { quantType, blocksize, shape, packed, absmax };
+    const nested = { codes: absmax, absmax: this.parameter('nested_absmax').value, offset, blocksize: nestedBlocksize };
+    return { quantType, blocksize, shape, packed, nested };
+  }
+
+  /** Quantizes `weight` again with the same settings (merging into a 4-bit layer, as PEFT does with bnb). */
+  private requantize(weight: tf.Tensor): void {
+    if (weight.shape.length !== 2 || weight.shape[0] !== this.outFeatures || weight.shape[1] !== this.inFeatures) {
+      throw new PeftError(`Linear4bit: setBaseWeight expects [${this.outFeatures}, ${this.inFeatures}], got [${weight.shape}]`);
+    }
+    const { quantType, blocksize, shape, dtype } = this.state;
+    const { packed, state } = quantize4bit(Float32Array.from(weight.dataSync()), {
+      quantType,
+      blocksize,
+      shape,
+      dtype,
+      compressStatistics: this.doubleQuantized,
+    });
+    const replacements: [string, tf.Tensor][] = [['weight', tf.tensor(packed, [packed.length], 'bool')]];
+    if (state.nested) {
+      replacements.push(['absmax', tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')]);
+      replacements.push(['nested_absmax', tf.tensor1d(state.nested.absmax)]);
+      this.state = { ...this.state, offset: state.nested.offset };
+    } else {
+      replacements.push(['absmax', tf.tensor1d(state.absmax)]);
+    }
+    for (const [name, tensor] of replacements) {
+      this.parameter(name).set(tensor, `Linear4bit ${name}`);
+      tensor.dispose();
+    }
+  }
+}
