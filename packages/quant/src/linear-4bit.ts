@@ -4,6 +4,7 @@ import { dequantize4bit } from './dequantize-4bit.js';
 import { dequantize4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 import { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
 import { frozenParameter } from './frozen-parameter.js';
+import { shareQuantizedLayer } from './share-quantized-layer.js';
 import type { QuantState4bit, QuantType } from './quant-state.js';
 import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
 
@@ -96,6 +97,11 @@ export class Linear4bit extends Module implements LinearLike {
 
   get bias(): Parameter | null {
     return this.hasParameter('bias') ? this.parameter('bias') : null;
+  }
+
+  /** A replica over the same stored codes (layer replication): no weight memory is added. */
+  cloneSharingParameters(): Linear4bit {
+    return shareQuantizedLayer(this, new Linear4bit(this.quantized()));
   }
 
   get quantType(): QuantType {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import { frozenParameter } from './frozen-parameter.js';
+import { shareQuantizedLayer } from './share-quantized-layer.js';
 import { int8VectorwiseQuantize, type Int8Matrix } from './int8-vectorwise-quantize.js';
 import { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
 import { unpackInt8 } from './unpack-int8.js';
@@ -123,6 +124,11 @@ export class Linear8bitLt extends Module implements LinearLike {
   }
 
   /** The stored codes and row absmax (bnb `CB`, `SCB`), read back from the tensors. */
+  /** A replica over the same stored codes (layer replication): no weight memory is added. */
+  cloneSharingParameters(): Linear8bitLt {
+    return shareQuantizedLayer(this, new Linear8bitLt(this.quantized(), { threshold: this.threshold }));
+  }
+
   quantized(): Int8Matrix {
     return {
       quantized: unpackInt8(Uint8Array.from(this.parameter('weight').value.dataSync())),

@@ -3,7 +3,7 @@ import { Linear, Module, manualSeed, readTensorFile, rowNorms, type LinearLike }
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig, type BitsAndBytesConfigInput, type LoraConfigInput } from '@peft-ts/config';
 import { MAGNITUDE_PARAMETER, doraMethod } from '@peft-ts/dora';
-import { LoraLinear, LoraModel } from '@peft-ts/lora';
+import { LoraLinear, LoraModel, loadLoraModel } from '@peft-ts/lora';
 import { loadMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
 import { Linear4bit, Linear8bitLt, int8VectorwiseQuantize, prepareModelForKbitTraining, quantize4bit, quantizedLinearFactory } from '@peft-ts/quant';
 import { beforeAll, expect, it } from 'vitest';
@@ -245,5 +245,25 @@ describeWithBackends('quantized Mistral (QLoRA)', () => {
     expect(Object.values(without).some((gradient) => maxAbsDifference(gradient, tf.zerosLike(gradient)) > 0)).toBe(true);
     tf.dispose([...Object.values(withCheckpointing), ...Object.values(without)]);
     model.dispose();
+  });
+
+  it.each([nf4DoubleQuant, int8])('layer replication over quantized layers shares the codes and matches the float twin (%j)', async (config) => {
+    const quantized = await loadQuantized(config);
+    const twin = await floatTwin(quantized);
+    const before = tf.memory().numBytes;
+    const adapter = fixturePath('mistral', 'layer_replication', 'adapter');
+    await loadLoraModel(quantized, adapter);
+    const layers = quantized.decoderLayers().toArray();
+    const base = (position: number) => (layers[position].getSubmodule('self_attn.q_proj') as LoraLinear).baseLayer;
+    expect(base(2)).toBeInstanceOf(config.loadIn4bit ? Linear4bit : Linear8bitLt);
+    expect(base(2).parameter('weight')).toBe(base(4).parameter('weight'));
+    expect(base(2)).not.toBe(base(4));
+    // Only the adapters are new: the fixture's 28,672 LoRA parameters in float32.
+    expect(tf.memory().numBytes - before).toBe(28_672 * 4);
+    await loadLoraModel(twin, adapter);
+    const inputIds = (await readTensorFile(fixturePath('mistral', 'inputs.safetensors'))).get('input_ids') as tf.Tensor2D;
+    const difference = maxAbsDifference(quantized.forward({ inputIds }).logits, twin.forward({ inputIds }).logits);
+    // 4-bit computes with exactly the dequantized weights; 8-bit adds its activation rounding.
+    expect(difference).toBeLessThan(config.loadIn4bit ? 1e-5 : 5e-2);
   });
 });
