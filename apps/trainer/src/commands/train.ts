@@ -12,6 +12,7 @@ import { ProgressBar } from '../progress.js';
 import { formatTrainingSummary } from '../report/training-summary.js';
 import { writeTrainingReport } from '../report/training-report.js';
 import { loadBaseModel, loadDataTokenizer, quantizationFromShorthand, type QuantizationShorthand } from '../session/load-model.js';
+import { parameterReport } from '../session/parameter-report.js';
 import { resolveTrainingConfig } from '../session/run-config.js';
 import { TRAINER_STATE_FILE_NAME } from '../checkpoint/checkpoint-manager.js';
 import { trainLoop } from '../training/train-loop.js';
@@ -43,10 +44,7 @@ export function registerTrainCommand(program: Command): void {
     // The trainer does causal-LM fine-tuning, which is what PEFT records as the task type.
     const loraConfig = { ...config.lora, taskType: config.lora.taskType ?? 'CAUSAL_LM', inferenceMode: false } as const;
     const lora = new LoraModel(model, loraConfig, { method: doraMethod });
-    const counts = lora.countParameters();
-    out.write(
-      `trainable params: ${counts.trainable.toLocaleString('en-US')} || all params: ${counts.total.toLocaleString('en-US')} || trainable%: ${((100 * counts.trainable) / counts.total).toFixed(4)}\n`,
-    );
+    out.write(`${parameterReport(model).line}\n`);
 
     const datasets = await prepareDatasets({ ...config, tokenizer });
     out.write(

@@ -1,0 +1,22 @@
+import { fixturePath } from '@peft-ts/core/test';
+import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
+import { initBackend } from '@peft-ts/core/backend';
+import { LoraModel } from '@peft-ts/lora';
+import { loadMistral } from '@peft-ts/model-mistral';
+import { quantizedLinearFactory } from '@peft-ts/quant';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parameterReport } from './parameter-report.js';
+
+describe('parameterReport', () => {
+  beforeAll(() => initBackend('cpu'));
+
+  it.each([{ loadIn4bit: true, bnb4bitUseDoubleQuant: true }, { loadIn8bit: true }, null])('counts quantized weights as their float size (%j)', async (quantization) => {
+    const createLinear = quantization ? quantizedLinearFactory(createBitsAndBytesConfig(quantization)) : undefined;
+    const model = await loadMistral(fixturePath('mistral', 'base_model'), { createLinear });
+    new LoraModel(model, createLoraConfig({ r: 4, targetModules: ['q_proj', 'v_proj'] }));
+    // 5 layers × (q: 4·(64+64) + v: 4·(64+32)) LoRA parameters over the 201,408 of the base.
+    const adapter = 5 * (4 * 128 + 4 * 96);
+    expect(parameterReport(model)).toMatchObject({ trainable: adapter, total: 201_408 + adapter });
+    expect(parameterReport(model).line).toBe(`trainable params: 4,480 || all params: 205,888 || trainable%: ${((100 * 4480) / 205888).toFixed(4)}`);
+  });
+});

@@ -1,0 +1,27 @@
+import { isLinearLike, type Module, type Parameter } from '@peft-ts/core';
+
+/**
+ * Parameters as PEFT's `print_trainable_parameters` reports them: a quantized linear weight counts
+ * as the float weight it stands for (not its packed bytes); shared tensors count once.
+ */
+export function parameterReport(model: Module): { trainable: number; total: number; line: string } {
+  const seen = new Set<Parameter>();
+  let trainable = 0;
+  let total = 0;
+  for (const [, module] of model.namedModules()) {
+    const packed = isLinearLike(module) && module.hasParameter('weight') && module.parameter('weight').dtype !== 'float32';
+    for (const [name, parameter] of module.directParameters()) {
+      if (seen.has(parameter)) continue;
+      seen.add(parameter);
+      if (packed && name !== 'bias') {
+        if (name === 'weight' && isLinearLike(module)) total += module.inFeatures * module.outFeatures;
+        continue;
+      }
+      total += parameter.size;
+      if (parameter.requiresGrad) trainable += parameter.size;
+    }
+  }
+  const format = (value: number) => value.toLocaleString('en-US');
+  const line = `trainable params: ${format(trainable)} || all params: ${format(total)} || trainable%: ${((100 * trainable) / total).toFixed(4)}`;
+  return { trainable, total, line };
+}
