@@ -77,8 +77,9 @@ export class LoraLinear extends LoraLayer<LinearLike> {
 
   loraDelta(adapterName: string, droppedInput: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const down = linear(droppedInput, this.loraA(adapterName).weight.value);
-      return tf.mul(linear(down, this.loraB(adapterName).weight.value), this.scaling(adapterName));
+      // Scaling the rank-r activations instead of the output: an r-wide multiply, and no output-wide tensor kept for its gradient.
+      const down = tf.mul(linear(droppedInput, this.loraA(adapterName).weight.value), this.scaling(adapterName));
+      return linear(down, this.loraB(adapterName).weight.value);
     });
   }
 }

@@ -10,7 +10,9 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
  * tensor (tfjs clones every tensor it saves for a gradient, so this doubled the memory a training
  * step keeps, and cost ~0.35 s a step), as did a Cast to the same dtype; Slice copied its whole
  * input out of the heap before taking the slice (Unpack and SplitV, one Slice per part, so copied
- * the input once per part: ~1.4 s of a step in attention's per-head products).
+ * the input once per part: ~1.4 s of a step in attention's per-head products). And a transpose of
+ * the last two axes, which the backend does element by element with index arithmetic, is done in
+ * cache-friendly tiles (2–3× faster; the matMul rewrite transposes often).
  */
 export function registerWasmFallbackKernels(): void {
   if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
@@ -26,6 +28,7 @@ export function registerWasmFallbackKernels(): void {
     // Multiply's and Square's gradients cast their float32 operands to float32: a copy each time.
     ['Cast', (args) => ((args.inputs.x as tf.TensorInfo).dtype === (args.attrs as unknown as tf.CastAttrs).dtype ? identity(args) : null)],
     ['Slice', slice],
+    ['Transpose', transpose],
     ['Unpack', unpack],
     ['SplitV', splitV],
   ];
@@ -81,6 +84,66 @@ function copySlice(wasm: BackendWasm, x: tf.TensorInfo, start: number[], extent:
     }
   }
   return out;
+}
+
+/** Swaps of the last two axes (after merging axes that stay together) as tiled batched 2-D transposes; others: null. */
+function transpose({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo | null {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { perm } = attrs as unknown as tf.TransposeAttrs;
+  const { shape, order } = collapseAxes(x.shape, perm);
+  const rank = shape.length;
+  if (x.dtype === 'bool' || rank < 2 || order[rank - 1] !== rank - 2 || order[rank - 2] !== rank - 1 || order.slice(0, -2).some((axis, index) => axis !== index)) {
+    return null;
+  }
+  const wasm = backend as BackendWasm;
+  const out = wasm.makeOutput(
+    perm.map((axis) => x.shape[axis]),
+    x.dtype,
+  );
+  // float32 and int32 both move as 32-bit words: one element type keeps the loop monomorphic (~3× faster).
+  const source = words(wasm, x);
+  const target = words(wasm, out);
+  const rows = shape[rank - 2];
+  const columns = shape[rank - 1];
+  const tile = 8;
+  for (let start = 0; start < source.length; start += rows * columns) {
+    for (let row0 = 0; row0 < rows; row0 += tile) {
+      const row1 = Math.min(row0 + tile, rows);
+      for (let column0 = 0; column0 < columns; column0 += tile) {
+        const column1 = Math.min(column0 + tile, columns);
+        for (let row = row0; row < row1; row++) {
+          let from = start + row * columns + column0;
+          for (let column = column0; column < column1; column++) target[start + column * rows + row] = source[from++];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function words(wasm: BackendWasm, tensor: tf.TensorInfo): Int32Array {
+  const view = wasm.typedArrayFromHeap(tensor);
+  return new Int32Array(view.buffer, view.byteOffset, view.length);
+}
+
+/** The same transpose over fewer axes: size-1 axes dropped, axes that stay adjacent and in order merged. */
+function collapseAxes(shape: readonly number[], perm: readonly number[]): { shape: number[]; order: number[] } {
+  const kept = shape.map((_, axis) => axis).filter((axis) => shape[axis] !== 1);
+  const rankOf = new Map(kept.map((axis, index) => [axis, index]));
+  // Runs of consecutive kept input axes, in output order.
+  const runs: number[][] = [];
+  for (const axis of perm) {
+    const position = rankOf.get(axis);
+    if (position === undefined) continue;
+    const run = runs[runs.length - 1];
+    if (run && run[run.length - 1] + 1 === position) run.push(position);
+    else runs.push([position]);
+  }
+  const inputOrder = [...runs].sort((a, b) => a[0] - b[0]);
+  return {
+    shape: inputOrder.map((run) => run.reduce((product, position) => product * shape[kept[position]], 1)),
+    order: runs.map((run) => inputOrder.indexOf(run)),
+  };
 }
 
 function unpack({ inputs, backend, attrs }: KernelArguments): tf.TensorInfo[] {

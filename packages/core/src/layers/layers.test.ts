@@ -99,6 +99,26 @@ describeWithBackends('base layers', () => {
     expect(maxAbsDifference(y, [3 * scale, 4 * scale])).toBeLessThan(1e-6);
   });
 
+  it('RMSNorm gradients match autodiff of its definition, with the weight trainable or frozen', () => {
+    for (const trainable of [true, false]) {
+      manualSeed(2);
+      const norm = new RMSNorm(6, 1e-5);
+      norm.weight.set(tf.randomNormal([6], 1, 0.3, 'float32', 3));
+      norm.weight.requiresGrad = trainable;
+      const x = tf.variable(tf.randomNormal([2, 3, 6], 0, 2, 'float32', 4));
+      const upstream = tf.randomNormal([2, 3, 6], 0, 1, 'float32', 5);
+      const weight = norm.weight.value;
+      const reference = () => tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5))));
+      const loss = (output: () => tf.Tensor) => () => tf.sum(tf.mul(output(), upstream)) as tf.Scalar;
+      const expected = tf.variableGrads(loss(reference), [x, weight].filter((variable) => variable.trainable));
+      const actual = tf.variableGrads(loss(() => norm.forward(x)), [x, weight].filter((variable) => variable.trainable));
+      expect(maxAbsDifference(actual.value, expected.value)).toBeLessThan(1e-5);
+      expect(Object.keys(actual.grads).sort()).toEqual(Object.keys(expected.grads).sort());
+      for (const name of Object.keys(expected.grads)) expect(maxAbsDifference(actual.grads[name], expected.grads[name])).toBeLessThan(1e-5);
+      tf.dispose([x, upstream, norm.weight.value]);
+    }
+  });
+
   it('dropout scales kept values in training and is the identity in eval', () => {
     const dropout = new Dropout(0.5);
     const x = tf.ones([1000]);

@@ -10,11 +10,8 @@ export type LinearOptions = { bias?: boolean; meta?: boolean };
 /** `y = x·Wᵀ + b` for input of any rank [..., in]; W is [out, in] (PyTorch layout). */
 export function linear(input: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
   return tf.tidy(() => {
-    const inFeatures = input.shape[input.shape.length - 1];
-    const flat = input.rank === 2 ? input : tf.reshape(input, [-1, inFeatures]);
-    let output = matMul(flat, weight, false, true);
-    if (bias) output = tf.add(output, bias);
-    return input.rank === 2 ? output : tf.reshape(output, [...input.shape.slice(0, -1), weight.shape[0]]);
+    const output = matMul(input, weight, false, true);
+    return bias ? tf.add(output, bias) : output;
   });
 }
 

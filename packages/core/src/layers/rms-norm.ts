@@ -26,9 +26,34 @@ export class RMSNorm extends Module {
   }
 
   forward(input: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const variance = tf.mean(tf.square(input), -1, true);
-      return tf.mul(this.weight.value, tf.mul(input, tf.rsqrt(tf.add(variance, this.eps))));
-    });
+    return normalize(input, this.eps, this.weight.value);
   }
+}
+
+/**
+ * `weight · x · r`, r = (mean(x²) + ε)^−½, with its gradient written out: it keeps x and r only, where autodiff kept
+ * four full-size tensors per norm (mean and add save their inputs just to read their shapes).
+ */
+function normalize(input: tf.Tensor, eps: number, weight: tf.Variable): tf.Tensor {
+  // A frozen weight stays out of the inputs, so no gradient is computed for it.
+  const trainable = weight.trainable;
+  const run = tf.customGrad(((x: tf.Tensor, ...rest: unknown[]) => {
+    const save = rest.pop() as (tensors: tf.Tensor[]) => void;
+    const inverse = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps));
+    save([x, inverse]);
+    return {
+      value: tf.mul(weight, tf.mul(x, inverse)),
+      gradFunc: (dy: tf.Tensor, [savedX, savedInverse]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const scaled = tf.mul(dy, weight);
+          // d(x·r)/dx applied to g: r·g − x·r³·mean(g·x).
+          const correction = tf.mul(tf.pow(savedInverse, 3), tf.mean(tf.mul(scaled, savedX), -1, true));
+          const inputGradient = tf.sub(tf.mul(scaled, savedInverse), tf.mul(savedX, correction));
+          if (!trainable) return [inputGradient];
+          const weightGradient = tf.sum(tf.reshape(tf.mul(dy, tf.mul(savedX, savedInverse)), [-1, weight.size]), 0);
+          return [inputGradient, weightGradient];
+        }),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (...inputs: tf.Tensor[]) => tf.Tensor;
+  return tf.tidy(() => (trainable ? run(input, weight) : run(input)));
 }

@@ -15,14 +15,45 @@ export function causalLanguageModelLoss(logits: tf.Tensor3D, labels: tf.Tensor):
     throw new PeftError(`labels: expected shape [${batch}, ${length}] like inputIds, got [${labels.shape}]`);
   }
   return tf.tidy(() => {
-    const rows = batch * (length - 1);
-    const predictions = tf.reshape(tf.slice(logits, [0, 0, 0], [batch, length - 1, vocabulary]), [rows, vocabulary]);
-    const targets = tf.reshape(tf.slice(tf.cast(labels, 'int32'), [0, 1], [batch, length - 1]), [rows]);
+    // Shifting the labels instead of slicing the logits (the last position of each row predicts nothing) keeps the
+    // logits whole: no copy of them, and no padded copy of their gradient.
+    const following = tf.slice(tf.cast(labels, 'int32'), [0, 1], [batch, length - 1]);
+    const targets = tf.reshape(tf.concat([following, tf.fill([batch, 1], IGNORE_INDEX, 'int32')], 1), [-1]);
     const valid = tf.notEqual(targets, IGNORE_INDEX);
-    // Pick log p(target) by flat index: lighter than a one-hot [rows, vocabulary] mask.
-    const flatIndices = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(vocabulary, 'int32')), tf.where(valid, targets, tf.zerosLike(targets)));
-    const picked = tf.gather(tf.reshape(tf.logSoftmax(predictions), [-1]), flatIndices);
-    const weights = tf.cast(valid, 'float32');
-    return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), tf.sum(weights)) as tf.Scalar;
+    const classes = tf.where(valid, targets, tf.zerosLike(targets)) as tf.Tensor1D;
+    return crossEntropy(logits, classes, tf.cast(valid, 'float32') as tf.Tensor1D);
   });
+}
+
+/**
+ * Weighted mean of −log softmax(logits)[class] over rows, with the gradient
+ * `(softmax − onehot)·weight/Σweight` written out: it keeps only the probabilities, where autodiff of
+ * logSoftmax, gather and the sums kept several [rows, vocab] tensors (and wasm's exp is slow: ~3× the time).
+ */
+function crossEntropy(logits: tf.Tensor, classes: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+  const vocabulary = logits.shape[logits.rank - 1]!;
+  const rows = logits.size / vocabulary;
+  // Rows are flattened in here: a reshape outside would keep the logits alive for its own gradient.
+  const run = tf.customGrad(((input: tf.Tensor, save: (tensors: tf.Tensor[]) => void) => {
+    const predictions = tf.reshape(input, [rows, vocabulary]);
+    const probabilities = tf.softmax(predictions);
+    const flatIndices = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(vocabulary, 'int32')), classes);
+    const picked = tf.gather(tf.reshape(predictions, [-1]), flatIndices);
+    // log p = x − max(x) − log Σexp(x − max(x)), and the largest probability is 1 / Σexp(x − max(x)).
+    const logProbabilities = tf.add(tf.sub(picked, tf.max(predictions, -1)), tf.log(tf.max(probabilities, -1)));
+    const total = tf.sum(weights);
+    save([probabilities, classes, weights, total]);
+    return {
+      value: tf.div(tf.neg(tf.sum(tf.mul(logProbabilities, weights))), total),
+      gradFunc: (dy: tf.Tensor, [savedProbabilities, savedClasses, savedWeights, savedTotal]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const rowScale = tf.reshape(tf.div(tf.mul(savedWeights, dy), savedTotal), [rows, 1]);
+          // wasm's oneHot ignores its dtype (it writes int32 bits into a float32 tensor): cast an int32 one instead.
+          const targets = tf.cast(tf.oneHot(savedClasses as tf.Tensor1D, vocabulary), 'float32');
+          const gradient = tf.mul(tf.sub(savedProbabilities, targets), rowScale);
+          return tf.reshape(gradient, logits.shape);
+        }),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (input: tf.Tensor) => tf.Scalar;
+  return run(logits);
 }

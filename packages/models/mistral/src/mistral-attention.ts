@@ -57,16 +57,33 @@ export class MistralAttention extends Module {
 
       // [B, heads, T, d] → [B, kv, G·T, d]: heads of one group are adjacent, so this is a free reshape.
       const groupedQuery = tf.reshape(query, [batch, keyValueHeads, groups * length, dimension]);
-      let scores = tf.reshape(matMul(groupedQuery, keys, false, true), [batch, heads, length, keyLength]);
-      scores = tf.div(scores, Math.sqrt(dimension));
-      if (context.mask) scores = tf.add(scores, context.mask);
-      let probabilities = tf.softmax(scores);
+      const scores = matMul(groupedQuery, keys, false, true);
+      let probabilities = maskedSoftmax(scores, Math.sqrt(dimension), context.mask, [batch, heads, length, keyLength]);
+      // Dropout is elementwise, so the grouped layout takes the same mask.
       if (this.training && this.attentionDropout > 0) probabilities = tf.dropout(probabilities, this.attentionDropout, undefined, nextSeed());
 
-      const grouped = tf.reshape(probabilities, [batch, keyValueHeads, groups * length, keyLength]);
-      const output = tf.reshape(matMul(grouped, values), [batch, heads, length, dimension]);
+      const output = tf.reshape(matMul(probabilities, values), [batch, heads, length, dimension]);
       const merged = tf.reshape(tf.transpose(output, [0, 2, 1, 3]), [batch, length, heads * dimension]);
       return this.child<LinearLike>('o_proj').forward(merged) as tf.Tensor3D;
     });
   }
+}
+
+/**
+ * `softmax(scores / scale + mask)` over the last axis, taking and giving scores in their grouped [B, kv, G·T, keys]
+ * layout (the mask applies per head, [B, heads, T, keys]). The gradient `P ⊙ (dy − Σ dy⊙P) / scale` is written out:
+ * it keeps only P, where autodiff also kept the scaled and the masked scores (two more [B, heads, T, keys] tensors).
+ */
+function maskedSoftmax(scores: tf.Tensor, scale: number, mask: tf.Tensor | null, perHead: number[]): tf.Tensor {
+  const run = tf.customGrad(((grouped: tf.Tensor, save: (tensors: tf.Tensor[]) => void) => {
+    const scaled = tf.div(tf.reshape(grouped, perHead), scale);
+    const probabilities = tf.reshape(tf.softmax(mask ? tf.add(scaled, mask) : scaled), grouped.shape);
+    save([probabilities]);
+    return {
+      value: probabilities,
+      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) =>
+        tf.tidy(() => tf.div(tf.mul(saved, tf.sub(dy, tf.sum(tf.mul(dy, saved), -1, true))), scale)),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (grouped: tf.Tensor) => tf.Tensor;
+  return run(scores);
 }

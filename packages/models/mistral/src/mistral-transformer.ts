@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, Module, ModuleList, PeftError, RMSNorm, checkpoint } from '@peft-ts/core';
+import { Embedding, Module, ModuleList, PeftError, RMSNorm, checkpoint, scopedBackward } from '@peft-ts/core';
 import { buildAttentionMask } from './attention-mask.js';
 import type { KeyValueCache } from './key-value-cache.js';
 import { headDimension, type MistralConfig } from './mistral-config.js';
@@ -65,10 +65,9 @@ export class MistralTransformer extends Module {
       const output = tf.tidy(() => {
         let hidden = this.child<Embedding>('embed_tokens').forward(inputIds) as tf.Tensor3D;
         const context = { angles, mask, cache };
-        const checkpointing = this.gradientCheckpointing && this.training;
         for (const layer of this.child<ModuleList<MistralDecoderLayer>>('layers')) {
-          if (checkpointing) {
-            const variables = layer.parameters().filter((parameter) => parameter.requiresGrad).map((parameter) => parameter.value);
+          const variables = () => layer.parameters().filter((parameter) => parameter.requiresGrad).map((parameter) => parameter.value);
+          if (this.training && this.gradientCheckpointing) {
             const constants = mask ? [angles.cos, angles.sin, mask] : [angles.cos, angles.sin];
             hidden = checkpoint(
               ([layerInput], [cos, sin, savedMask]) =>
@@ -78,8 +77,11 @@ export class MistralTransformer extends Module {
                   cache,
                 }),
               [hidden],
-              { variables, constants },
+              { variables: variables(), constants },
             ) as tf.Tensor3D;
+          } else if (this.training) {
+            // Each layer back-propagates on its own, so its intermediate gradients are freed as soon as it is done.
+            hidden = scopedBackward(([layerInput]) => layer.forward(layerInput as tf.Tensor3D, context), [hidden], { variables: variables() }) as tf.Tensor3D;
           } else {
             hidden = layer.forward(hidden, context);
           }

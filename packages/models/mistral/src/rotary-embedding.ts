@@ -8,7 +8,7 @@ export type RotaryAngles = { readonly cos: tf.Tensor4D; readonly sin: tf.Tensor4
  * `p · inv_freq[j]`, `inv_freq[j] = 1 / θ^(2j/d)`, computed in float32 as transformers does.
  *
  * `rotate_half(x)·sin` equals `swapHalves(x)·sinSigned` with the first half of `sinSigned` negated, so the table keeps
- * that sign folded in and the per-call work is one reverse, two multiplies and an add. Tables grow on demand and are
+ * that sign folded in and the per-call work is one swap of halves, two multiplies and an add. Tables grow on demand and are
  * kept (outside any tidy scope) until `dispose()`.
  */
 export class RotaryEmbedding {
@@ -97,10 +97,26 @@ export class RotaryEmbedding {
 
 /** `x·cos + rotate_half(x)·sin` for x of shape [B, T, heads, headDim]. */
 export function applyRotary(input: tf.Tensor4D, angles: RotaryAngles): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [batch, length, heads, dimension] = input.shape;
-    // Reversing the size-2 axis of [.., 2, d/2] swaps the halves in one op.
-    const swapped = tf.reshape(tf.reverse(tf.reshape(input, [batch, length, heads, 2, dimension / 2]), 3), input.shape);
-    return tf.add(tf.mul(input, angles.cos), tf.mul(swapped, angles.sin)) as tf.Tensor4D;
-  });
+  // A custom gradient (`dy·cos + swap(dy·sin)`: swapping halves is its own transpose) keeps nothing but the angles,
+  // which it saves because the caller frees them once the forward is done.
+  const rotate = tf.customGrad(((x: tf.Tensor4D, save: (tensors: tf.Tensor[]) => void) => {
+    save([angles.cos, angles.sin]);
+    return {
+      value: tf.add(tf.mul(x, angles.cos), tf.mul(swapHalves(x), angles.sin)),
+      gradFunc: (dy: tf.Tensor, [cos, sin]: tf.Tensor[]) => tf.tidy(() => tf.add(tf.mul(dy, cos), swapHalves(tf.mul(dy, sin)))),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor4D) => tf.Tensor4D;
+  return tf.tidy(() => rotate(input));
+}
+
+/**
+ * The two halves of the last axis swapped. Moving the half axis outermost makes each half one
+ * contiguous block, so the swap is two block copies: with the transposes ~6× faster on wasm than
+ * `reverse` on the size-2 axis, which that backend computes element by element.
+ */
+function swapHalves(input: tf.Tensor): tf.Tensor {
+  const dimension = input.shape[input.rank - 1];
+  const halvesOutermost = tf.transpose(tf.reshape(input, [-1, 2, dimension / 2]), [1, 0, 2]);
+  const [first, second] = tf.split(halvesOutermost, 2, 0);
+  return tf.reshape(tf.transpose(tf.concat([second, first], 0), [1, 0, 2]), input.shape);
 }
