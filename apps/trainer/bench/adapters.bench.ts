@@ -4,7 +4,7 @@
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { manualSeed } from '@peft-ts/core';
-import { initBackend } from '@peft-ts/core/backend';
+import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createLoraConfig } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraModel } from '@peft-ts/lora';
@@ -105,7 +105,8 @@ function trainingStep(model: MistralForCausalLM, lora: LoraModel, inputIds: tf.T
 }
 
 export async function runAdaptersBench(): Promise<BenchResult[]> {
-  await initBackend('wasm');
+  // PEFT_TS_BENCH_BACKEND runs the same figures on another backend (scripts/gpu-check.sh uses webgpu).
+  await initBackend((process.env.PEFT_TS_BENCH_BACKEND as BackendRequest | undefined) ?? 'wasm');
   const inputIds = tf.randomUniform([batch, sequence], 0, smallConfig.vocab_size, 'int32', 3) as tf.Tensor2D;
   const forward = (model: MistralForCausalLM) => () => tf.tidy(() => model.forward({ inputIds }).logits);
   const results: BenchResult[] = [];

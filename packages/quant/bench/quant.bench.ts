@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { countParameters, manualSeed } from '@peft-ts/core';
-import { initBackend } from '@peft-ts/core/backend';
+import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { LoraModel } from '@peft-ts/lora';
 import { MistralForCausalLM, loadMistral, saveMistral, type MistralConfigInput } from '@peft-ts/model-mistral';
@@ -126,7 +126,7 @@ export async function runQuantBench(): Promise<BenchResult[]> {
     await saveMistral(generated, directory);
     generated.dispose();
 
-    const backend = await initBackend('wasm');
+    const backend = await initBackend((process.env.PEFT_TS_BENCH_BACKEND as BackendRequest | undefined) ?? 'wasm');
     results.push(...bytesPerParameter());
 
     const { model, peakBytes, peakRssGrowth } = await quantizedLoad(directory);

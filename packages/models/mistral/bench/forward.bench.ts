@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { manualSeed } from '@peft-ts/core';
-import { initBackend } from '@peft-ts/core/backend';
+import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { pathToFileURL } from 'node:url';
 import { MistralForCausalLM, type MistralConfigInput } from '../src/index.js';
 
@@ -64,7 +64,7 @@ function forwardFlops(model: MistralForCausalLM): number {
 }
 
 export async function runMistralForwardBench(): Promise<BenchResult[]> {
-  const backend = await initBackend('wasm');
+  const backend = await initBackend((process.env.PEFT_TS_BENCH_BACKEND as BackendRequest | undefined) ?? 'wasm');
   const matMulRate = matMulGigaflops();
 
   manualSeed(0);
