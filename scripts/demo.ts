@@ -9,7 +9,7 @@ const demo = join(root, 'apps', 'trainer', 'demo');
 const model = join(demo, 'base-model');
 const validation = join(demo, 'data', 'validation.jsonl');
 const output = join(root, 'runs', 'demo');
-const prompts = ['The jury said', 'She looked at him and'];
+const prompts = ['The committee', 'In the morning'];
 
 function peftTs(args: string[], capture = false): string {
   const result = spawnSync(process.execPath, [join(root, 'apps', 'trainer', 'bin', 'peft-ts.mjs'), ...args], {

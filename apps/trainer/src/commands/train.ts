@@ -31,11 +31,17 @@ export function registerTrainCommand(program: Command): void {
     out.write(`backend: ${backend.name} (${backend.detail})\n`);
 
     const quantization = options.quant ? quantizationFromShorthand(options.quant) : (config.quantization ?? undefined);
-    const loading = new ProgressBar(out, { label: 'loading', total: 1 });
-    const { model } = await loadBaseModel(config.model, { quantization, needsTokenizer: false });
+    let loading: ProgressBar | undefined;
+    const { model } = await loadBaseModel(config.model, {
+      quantization,
+      needsTokenizer: false,
+      onProgress: (done, total) => {
+        loading ??= new ProgressBar(out, { label: quantization ? 'loading and quantizing' : 'loading', total });
+        loading.update(done);
+      },
+    });
+    loading?.finish();
     const tokenizer = await loadDataTokenizer(config.model);
-    loading.update(1);
-    loading.finish();
     const quantized = Boolean(quantization?.loadIn4bit || quantization?.loadIn8bit);
     if (quantized) prepareModelForKbitTraining(model, { useGradientCheckpointing: config.gradientCheckpointing });
     else model.gradientCheckpointing = config.gradientCheckpointing;

@@ -41,11 +41,12 @@ async function initTensorflow(): Promise<string> {
       await activate('tensorflow');
       return packageName;
     } catch (error) {
-      errors.push(`${packageName}: ${(error as Error).message.split('\n')[0]}`);
+      const missing = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND';
+      if (!missing) errors.push(`${packageName}: ${(error as Error).message.split('\n')[0]}`);
     }
   }
   throw new BackendError(
-    `the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node installed (${errors.join('; ')})`,
+    errors.length ? `tfjs-node failed to load (${errors.join('; ')})` : 'needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, neither is installed',
   );
 }
 
@@ -159,16 +160,16 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
         ['tensorflow', initTensorflow],
         [
           'webgpu',
-          () => (mayHaveHardwareGpu() ? initWebgpu(true) : Promise.reject(new BackendError('no Vulkan driver (ICD) installed'))),
+          () => (mayHaveHardwareGpu() ? initWebgpu(true) : Promise.reject(new BackendError('no Vulkan driver installed'))),
         ],
       ] as const) {
         try {
           return { name, detail: await init() };
         } catch (error) {
-          skipped.push(`${name}: ${(error as Error).message}`);
+          skipped.push(`${name} (${(error as Error).message})`);
         }
       }
-      return { name: 'wasm', detail: `${await initWasm()}; skipped ${skipped.join('; ')}` };
+      return { name: 'wasm', detail: `${await initWasm()}; skipped ${skipped.join(', ')}` };
     }
   }
 }
