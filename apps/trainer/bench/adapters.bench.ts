@@ -4,23 +4,14 @@
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { manualSeed } from '@peft-ts/core';
+import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createLoraConfig } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraModel } from '@peft-ts/lora';
-import { MistralForCausalLM } from '@peft-ts/model-mistral';
+import { MistralForCausalLM, smallBenchmarkConfig } from '@peft-ts/model-mistral';
 
-type BenchResult = { name: string; value: number; unit: string; baseline?: number; ratio?: number; note?: string };
-
-export const smallConfig = {
-  vocab_size: 8192,
-  hidden_size: 512,
-  intermediate_size: 1536,
-  num_hidden_layers: 8,
-  num_attention_heads: 8,
-  num_key_value_heads: 2,
-  max_position_embeddings: 1024,
-};
+const smallConfig = smallBenchmarkConfig;
 const batch = 4;
 const sequence = 256;
 const projections = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readTensorFile, writeTensorFile } from '@peft-ts/core';
 import { fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { mistral7bV01Config } from '@peft-ts/model-mistral';
 import { main } from './cli.js';
 
 /** Runs the CLI in-process, capturing stdout and stderr. */
@@ -22,21 +23,7 @@ async function run(...argv: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-const mistral7b = {
-  architectures: ['MistralForCausalLM'],
-  model_type: 'mistral',
-  vocab_size: 32000,
-  hidden_size: 4096,
-  intermediate_size: 14336,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  max_position_embeddings: 32768,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000.0,
-  sliding_window: 4096,
-  torch_dtype: 'bfloat16',
-};
+const mistral7b = mistral7bV01Config;
 
 describe('peft-ts CLI', () => {
   let scratch: string;

@@ -6,35 +6,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { countParameters, manualSeed } from '@peft-ts/core';
+import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { LoraModel } from '@peft-ts/lora';
-import { MistralForCausalLM, loadMistral, saveMistral, type MistralConfigInput } from '@peft-ts/model-mistral';
+import { MistralForCausalLM, loadMistral, saveMistral, smallBenchmarkConfig, type MistralConfigInput } from '@peft-ts/model-mistral';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Linear4bit, Linear8bitLt, prepareModelForKbitTraining, quantizedLinearFactory, type QuantizableLinear } from '../src/index.js';
 
-export type BenchResult = {
-  readonly name: string;
-  readonly value: number;
-  readonly unit: string;
-  /** What `value` is compared with, in the same unit. */
-  readonly baseline?: number;
-  /** value / baseline. */
-  readonly ratio?: number;
-  readonly note?: string;
-};
-
-const config: MistralConfigInput = {
-  vocab_size: 8192,
-  hidden_size: 512,
-  intermediate_size: 1536,
-  num_hidden_layers: 8,
-  num_attention_heads: 8,
-  num_key_value_heads: 2,
-};
+const config: MistralConfigInput = smallBenchmarkConfig;
 const SHAPE_NOTE = 'vocab 8192, hidden 512, intermediate 1536, 8 layers, 8 heads / 2 KV';
 const projections = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const qlora = createBitsAndBytesConfig({ loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true });

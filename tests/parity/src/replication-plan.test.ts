@@ -7,22 +7,13 @@ import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/co
 import { createLoraConfig } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraModel, loadLoraModel } from '@peft-ts/lora';
-import { MistralForCausalLM, loadMistral, saveMistral } from '@peft-ts/model-mistral';
+import { MistralForCausalLM, loadMistral, mistral7bV01Config, saveMistral } from '@peft-ts/model-mistral';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@peft-ts/core/backend';
 
 const projections = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
-const mistral7b = {
-  vocab_size: 32000,
-  hidden_size: 4096,
-  intermediate_size: 14336,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  max_position_embeddings: 32768,
-  rms_norm_eps: 1e-5,
-};
+const mistral7b = mistral7bV01Config;
 
 describe('shape-only plan of Mistral-7B-v0.1 with LoRA and a 64-layer replication map', () => {
   beforeAll(() => initBackend('cpu'));

@@ -1,6 +1,6 @@
 import { collateBatch, type Batch } from './collate-batch.js';
 import { DataFormatError } from './data-format-error.js';
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '@peft-ts/core';
 import type { TokenizedExample } from './tokenized-example.js';
 
 /** Where a stream stands: the epoch and how many examples of it have been served. */

@@ -1,5 +1,5 @@
 import { DataFormatError } from './data-format-error.js';
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '@peft-ts/core';
 
 /** Salt that keeps the split's stream apart from the epoch shuffles drawn from the same seed. */
 const splitStream = 0x5eed_5911;

@@ -7,7 +7,7 @@ import { CheckpointManager, OPTIMIZER_FILE_NAME, TRAINER_STATE_FILE_NAME } from 
 import type { LogHistoryEntry, TrainerState } from '../checkpoint/trainer-state.js';
 import { BatchStream } from '../data/batch-stream.js';
 import type { Batch } from '../data/collate-batch.js';
-import { SeededRandom } from '../data/seeded-random.js';
+import { SeededRandom } from '@peft-ts/core';
 import type { TokenizedExample } from '../data/tokenized-example.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradients, globalGradientNorm } from '../optim/clip-gradients.js';

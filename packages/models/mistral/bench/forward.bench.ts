@@ -4,30 +4,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { manualSeed } from '@peft-ts/core';
+import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { pathToFileURL } from 'node:url';
-import { MistralForCausalLM, type MistralConfigInput } from '../src/index.js';
+import { MistralForCausalLM, smallBenchmarkConfig, type MistralConfigInput } from '../src/index.js';
 
-export type BenchResult = {
-  readonly name: string;
-  readonly value: number;
-  readonly unit: string;
-  /** What `value` is compared with, in the same unit. */
-  readonly baseline?: number;
-  /** value / baseline. */
-  readonly ratio?: number;
-  readonly note?: string;
-};
-
-const VOCABULARY = 8192;
-const config: MistralConfigInput = {
-  vocab_size: VOCABULARY,
-  hidden_size: 512,
-  intermediate_size: 1536,
-  num_hidden_layers: 8,
-  num_attention_heads: 8,
-  num_key_value_heads: 2,
-};
+const VOCABULARY = smallBenchmarkConfig.vocab_size;
+const config: MistralConfigInput = smallBenchmarkConfig;
 const BATCH = 4;
 const LENGTH = 256;
 const MATMUL_SIZE = 1024;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { PeftError, nextSeed } from '@peft-ts/core';
 import { KeyValueCache } from './key-value-cache.js';
 import type { MistralForCausalLM } from './mistral-model.js';
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '@peft-ts/core';
 import { selectNextToken, type TokenSelectionSettings } from './next-token-selection.js';
 
 export type GenerationOptions = Partial<TokenSelectionSettings> & {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { selectNextToken, type TokenSelectionSettings } from './next-token-selection.js';
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '@peft-ts/core';
 
 const greedy: TokenSelectionSettings = { doSample: false, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1 };
 const sampling: TokenSelectionSettings = { ...greedy, doSample: true };

@@ -1,4 +1,4 @@
-import type { SeededRandom } from './seeded-random.js';
+import type { SeededRandom } from '@peft-ts/core';
 
 export type TokenSelectionSettings = {
   /** Sample from the processed distribution instead of taking the arg-max. */

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { createTrainingConfig, type TrainingConfigInput } from '@peft-ts/config';
 import { manualSeed, readTensorFile, writeTensorFile } from '@peft-ts/core';
-import { SeededRandom } from '../../data/seeded-random.js';
+import { SeededRandom } from '@peft-ts/core';
 import type { TokenizedExample } from '../../data/tokenized-example.js';
 import { trainLoop, type TrainLoopOptions, type TrainLoopResult } from '../train-loop.js';
 import type { TrainableModel } from '../trainable-model.js';
