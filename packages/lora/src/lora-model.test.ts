@@ -133,3 +133,23 @@ describeWithBackends('LoraModel', () => {
     }
   });
 });
+
+describeWithBackends('adapter loading errors', () => {
+  it('names every key whose shape does not fit the config (r in the config vs the checkpoint)', async () => {
+    const { mkdtemp, rm, writeFile, readFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { saveAdapter, loadLoraModel } = await import('./adapter-io.js');
+    const directory = await mkdtemp(join(tmpdir(), 'peft-ts-mismatch-'));
+    try {
+      await saveAdapter(new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0'], r: 4 })), directory);
+      const configPath = join(directory, 'adapter_config.json');
+      await writeFile(configPath, (await readFile(configPath, 'utf8')).replace('"r": 4', '"r": 2'));
+      await expect(loadLoraModel(new Mlp(), directory)).rejects.toThrow(
+        /adapter_model\.safetensors: adapter 'default' does not fit the model: shape mismatch.*base_model\.model\.lin0\.lora_A\.weight: model has float32 \[2,10\], checkpoint has float32 \[4,10\]/,
+      );
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});

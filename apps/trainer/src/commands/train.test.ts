@@ -3,6 +3,7 @@ import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readTensorFile } from '@peft-ts/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../cli.js';
 
@@ -59,8 +60,17 @@ describe('peft-ts train', () => {
     for (const file of ['adapter_config.json', 'adapter_model.safetensors', 'trainer_state.json', 'metrics.jsonl', 'report.html', 'loss.svg']) {
       expect([file, await exists(join(output, file))]).toEqual([file, true]);
     }
-    const config = JSON.parse(await readFile(join(output, 'adapter_config.json'), 'utf8'));
+    const configText = await readFile(join(output, 'adapter_config.json'), 'utf8');
+    const config = JSON.parse(configText);
+    expect(Object.keys(config)).toHaveLength(24);
+    expect(configText.endsWith('}')).toBe(true);
     expect(config).toMatchObject({ peft_type: 'LORA', use_dora: true, r: 4, task_type: 'CAUSAL_LM', inference_mode: true });
+    // PEFT's names and shapes: hidden 128, 4 layers, q (128→128) and v (128→64), r 4, DoRA magnitudes.
+    const tensors = await readTensorFile(join(output, 'adapter_model.safetensors'));
+    expect(tensors.size).toBe(4 * 2 * 3);
+    expect(tensors.get('base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight')!.shape).toEqual([4, 128]);
+    expect(tensors.get('base_model.model.model.layers.3.self_attn.v_proj.lora_B.weight')!.shape).toEqual([64, 4]);
+    expect(tensors.get('base_model.model.model.layers.0.self_attn.v_proj.lora_magnitude_vector')!.shape).toEqual([64]);
     const steps = await losses(output);
     expect(steps.map(([step]) => step)).toEqual(Array.from({ length: 12 }, (_, index) => index + 1));
     const mean = (part: [number, number][]) => part.reduce((sum, [, loss]) => sum + loss, 0) / part.length;
