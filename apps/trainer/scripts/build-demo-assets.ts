@@ -15,6 +15,7 @@ import { MistralForCausalLM, loadTokenizer } from '@peft-ts/model-mistral';
 import { prepareDatasets } from '../src/data/prepare-datasets.js';
 import { readBrownCorpus, detokenize, taggedText } from '../src/demo/brown-corpus.js';
 import { bpeTokenizerJson, trainByteLevelBpe } from '../src/tokenizer/train-byte-level-bpe.js';
+import { trainableCausalModel } from '../src/session/trainable-causal-model.js';
 import { trainLoop } from '../src/training/train-loop.js';
 
 const demoDirectory = fileURLToPath(new URL('../demo/', import.meta.url));
@@ -109,12 +110,7 @@ async function main() {
   const model = new MistralForCausalLM(modelConfig);
   const parameters = model.namedParameters();
   const result = await trainLoop({
-    model: {
-      trainableParameters: () => parameters,
-      loss: (batch) => model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels }).loss!,
-      train: () => model.train(),
-      eval: () => model.eval(),
-    },
+    model: trainableCausalModel(model, () => parameters),
     settings,
     training: datasets.training,
     validation: datasets.validation,

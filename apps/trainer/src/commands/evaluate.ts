@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createTrainingConfig } from '@peft-ts/config';
 import { prepareDatasets } from '../data/prepare-datasets.js';
 import { loadDataTokenizer } from '../session/load-model.js';
+import { trainableCausalModel } from '../session/trainable-causal-model.js';
 import { evaluateLoss } from '../training/evaluate-loss.js';
 import { addModelOptions, openModel, type ModelOptions } from './model-options.js';
 
@@ -20,18 +21,7 @@ export function registerEvalCommand(program: Command): void {
     const tokenizer = await loadDataTokenizer(options.model);
     const settings = createTrainingConfig({ model: options.model, data: { train: options.data }, outputDir: '.', maxSeqLength: options.maxSeqLength });
     const { training, padTokenId } = await prepareDatasets({ ...settings, tokenizer });
-    const run = () =>
-      evaluateLoss(
-        {
-          trainableParameters: () => [],
-          loss: (batch) => model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels }).loss!,
-          train: () => model.train(),
-          eval: () => model.eval(),
-        },
-        training,
-        options.batchSize,
-        padTokenId,
-      );
+    const run = () => evaluateLoss(trainableCausalModel(model, () => []), training, options.batchSize, padTokenId);
     const evaluation = options.disableAdapters && lora ? await lora.withAdaptersDisabled(run) : await run();
     const { loss, perplexity, examples } = evaluation;
     process.stdout.write(

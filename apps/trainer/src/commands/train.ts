@@ -14,6 +14,7 @@ import { writeTrainingReport } from '../report/training-report.js';
 import { loadBaseModel, loadDataTokenizer, quantizationFromShorthand, type QuantizationShorthand } from '../session/load-model.js';
 import { parameterReport } from '../session/parameter-report.js';
 import { resolveTrainingConfig } from '../session/run-config.js';
+import { trainableCausalModel } from '../session/trainable-causal-model.js';
 import { TRAINER_STATE_FILE_NAME } from '../checkpoint/checkpoint-manager.js';
 import { trainLoop } from '../training/train-loop.js';
 import { addTrainingOptions, trainingOverrides, type TrainingOptions } from './training-options.js';
@@ -67,12 +68,7 @@ export function registerTrainCommand(program: Command): void {
     let progress: ProgressBar | undefined;
     try {
       const result = await trainLoop({
-        model: {
-          trainableParameters: () => lora.trainableParameters(),
-          loss: (batch) => model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels }).loss!,
-          train: () => model.train(),
-          eval: () => model.eval(),
-        },
+        model: trainableCausalModel(model, () => lora.trainableParameters()),
         settings: config,
         training: datasets.training,
         validation: datasets.validation,

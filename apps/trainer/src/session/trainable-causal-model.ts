@@ -1,0 +1,13 @@
+import type { NamedParameter } from '@peft-ts/core';
+import type { MistralForCausalLM } from '@peft-ts/model-mistral';
+import type { TrainableModel } from '../training/trainable-model.js';
+
+/** The training loop's view of a causal LM: its next-token loss over a batch and what trains. */
+export function trainableCausalModel(model: MistralForCausalLM, trainableParameters: () => readonly NamedParameter[]): TrainableModel {
+  return {
+    trainableParameters,
+    loss: (batch) => model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels }).loss!,
+    train: () => model.train(),
+    eval: () => model.eval(),
+  };
+}
