@@ -1,6 +1,9 @@
 // `pnpm bench [--json FILE] [--filter TEXT]`: runs every package's benchmarks (files `*/bench/*.bench.ts`
-// exporting `run…Bench(): Promise<BenchResult[]>`) in this one process and prints one table.
-import { readdir, writeFile } from 'node:fs/promises';
+// exporting `run…Bench(): Promise<BenchResult[]>`) and prints one table. Each file runs in its own process, so
+// one benchmark's heap and caches never skew another's figures (each compares against baselines of its own).
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -24,20 +27,42 @@ function option(name: string): string | undefined {
   return index >= 0 ? process.argv[index + 1] : undefined;
 }
 
+async function runFile(file: string): Promise<BenchResult[]> {
+  const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const results: BenchResult[] = [];
+  for (const [exportName, run] of Object.entries(module)) {
+    if (typeof run !== 'function' || !/^run.*Bench$/.test(exportName)) continue;
+    console.error(`running ${relative(root, file)} ${exportName}…`);
+    results.push(...((await run()) as BenchResult[]));
+  }
+  return results;
+}
+
+const child = option('--child');
+if (child) {
+  await writeFile(option('--out')!, JSON.stringify(await runFile(child)));
+  process.exit(0);
+}
+
 const jsonFile = option('--json');
 const filter = option('--filter');
 const files = (await Promise.all(['packages', 'apps'].map((folder) => findBenchFiles(join(root, folder))))).flat().sort();
 const rows: (BenchResult & { file: string })[] = [];
+const scratch = await mkdtemp(join(tmpdir(), 'peft-ts-bench-'));
 for (const file of files) {
   const name = relative(root, file);
   if (filter && !name.includes(filter)) continue;
-  const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  for (const [exportName, run] of Object.entries(module)) {
-    if (typeof run !== 'function' || !/^run.*Bench$/.test(exportName)) continue;
-    console.error(`running ${name} ${exportName}…`);
-    for (const result of (await run()) as BenchResult[]) rows.push({ ...result, file: name });
+  const out = join(scratch, 'results.json');
+  const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', file, '--out', out], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (run.status !== 0) {
+    console.error(`${name}: failed (exit ${run.status})`);
+    continue;
   }
+  for (const result of JSON.parse(await readFile(out, 'utf8')) as BenchResult[]) rows.push({ ...result, file: name });
 }
+await rm(scratch, { recursive: true, force: true });
 
 const format = (value: number | undefined) =>
   value === undefined ? '' : Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 1 ? value.toFixed(2) : value.toPrecision(3);
