@@ -60,4 +60,13 @@ describe.skipIf(!webgpuAvailable)('webgpu (small sizes) matches cpu', () => {
     expect(reference[3]).toBeLessThan(reference[0]);
     expect(maxAbsDifference(webgpu, reference)).toBeLessThan(1e-4);
   });
+
+  it('refuses a tensor over the storage-buffer limit instead of reading back zeros', async () => {
+    const info = await initBackend('webgpu');
+    const limit = Number(/storage buffers up to (\d+) MiB/.exec(info.detail)![1]) * 2 ** 20;
+    expect(() => tf.zeros([limit / 4 + 1])).toThrow(/storage-buffer limit .*use a smaller batch/);
+    expect(() => tf.tensor(new Float32Array(limit / 4 + 1))).toThrow(/float32 \[\d+\] tensor needs/);
+    const fits = tf.ones([1024]);
+    expect((await tf.sum(fits).data())[0]).toBe(1024);
+  });
 });

@@ -96,6 +96,46 @@ async function setUpWebgpu(): Promise<GpuAdapterLike> {
   throw new BackendError('no WebGPU adapter found (Vulkan driver or EGL/OpenGL ES needed)');
 }
 
+type WebgpuBackendLike = {
+  device: { limits: { maxStorageBufferBindingSize: number } };
+  write(values: unknown, shape: number[], dtype: string): unknown;
+  move(dataId: unknown, values: unknown, shape: number[], dtype: string, refCount: number): void;
+};
+
+const guardedBackends = new WeakSet<object>();
+
+/**
+ * tfjs' WebGPU backend hands a tensor larger than one storage buffer may be to the GPU anyway, and
+ * reads back zeros. Every tensor the backend creates is checked first, so that case is a clear
+ * error instead of silently wrong numbers.
+ */
+function guardStorageBufferLimit(backend: WebgpuBackendLike): number {
+  const limit = backend.device.limits.maxStorageBufferBindingSize;
+  if (guardedBackends.has(backend)) return limit;
+  guardedBackends.add(backend);
+  const check = (shape: number[], dtype: string) => {
+    const bytes = shape.reduce((product, dimension) => product * dimension, 1) * (dtype === 'complex64' ? 8 : 4);
+    if (bytes > limit) {
+      const mebibytes = (value: number) => `${(value / 2 ** 20).toFixed(1)} MiB`;
+      throw new BackendError(
+        `webgpu: a ${dtype} [${shape}] tensor needs ${mebibytes(bytes)}, over this adapter's ${mebibytes(limit)} storage-buffer limit ` +
+          '(it would read back as zeros); use a smaller batch or sequence, or another backend',
+      );
+    }
+  };
+  const write = backend.write.bind(backend);
+  const move = backend.move.bind(backend);
+  backend.write = (values, shape, dtype) => {
+    check(shape, dtype);
+    return write(values, shape, dtype);
+  };
+  backend.move = (dataId, values, shape, dtype, refCount) => {
+    check(shape, dtype);
+    move(dataId, values, shape, dtype, refCount);
+  };
+  return limit;
+}
+
 async function initWebgpu(requireHardware: boolean): Promise<string> {
   webgpuReady ??= setUpWebgpu();
   const adapter = await webgpuReady;
@@ -104,7 +144,8 @@ async function initWebgpu(requireHardware: boolean): Promise<string> {
     throw new BackendError(`the WebGPU adapter is a software renderer (${description})`);
   }
   await activate('webgpu');
-  return description;
+  const limit = guardStorageBufferLimit(tf.backend() as unknown as WebgpuBackendLike);
+  return `${description}; storage buffers up to ${Math.round(limit / 2 ** 20)} MiB`;
 }
 
 /**
