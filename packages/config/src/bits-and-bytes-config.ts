@@ -11,7 +11,7 @@ import {
   snakeCaseRefinement,
   strictObjectWithSuggestions,
 } from './config-format.js';
-import { nonNegativeNumber, stringList } from './field-schemas.js';
+import { flag, nonNegativeNumber, stringList } from './field-schemas.js';
 import { formatPythonJson, PythonFloat, type PythonJsonValue } from './python-json.js';
 
 export const computeDtypes = ['float32', 'bfloat16', 'float16'] as const;
@@ -27,14 +27,8 @@ const quoted = (values: readonly string[]) => values.map((value) => `"${value}"`
 
 /** transformers' `BitsAndBytesConfig` fields (4.39) with its defaults. */
 const bitsAndBytesConfigFileShape = {
-  load_in_8bit: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Quantize Linear weights to int8 with LLM.int8() (row-wise absmax, fp16 outlier columns).' }),
-  load_in_4bit: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Quantize Linear weights to 4 bits in blocks of 64 (NF4 or FP4).' }),
+  load_in_8bit: flag(false, 'Quantize Linear weights to int8 with LLM.int8() (row-wise absmax, fp16 outlier columns).'),
+  load_in_4bit: flag(false, 'Quantize Linear weights to 4 bits in blocks of 64 (NF4 or FP4).'),
   llm_int8_threshold: nonNegativeNumber()
     .default(6)
     .meta({ description: 'LLM.int8(): activations at or above this magnitude are multiplied in fp16; 0 disables that.' }),
@@ -42,14 +36,8 @@ const bitsAndBytesConfigFileShape = {
     .nullable()
     .default(null)
     .meta({ description: 'Modules left unquantized; null keeps only the output head (lm_head) unquantized.' }),
-  llm_int8_enable_fp32_cpu_offload: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Allow parts of the model offloaded to the CPU to stay unquantized in float32.' }),
-  llm_int8_has_fp16_weight: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Keep fp16 master weights and re-quantize them on every forward pass (int8 training).' }),
+  llm_int8_enable_fp32_cpu_offload: flag(false, 'Allow parts of the model offloaded to the CPU to stay unquantized in float32.'),
+  llm_int8_has_fp16_weight: flag(false, 'Keep fp16 master weights and re-quantize them on every forward pass (int8 training).'),
   bnb_4bit_compute_dtype: z
     .enum(computeDtypes, expected(`one of ${quoted(computeDtypes)} or null`))
     .nullable()
@@ -59,10 +47,7 @@ const bitsAndBytesConfigFileShape = {
     .enum(quantTypes, expected(quoted(quantTypes)))
     .default('fp4')
     .meta({ description: '4-bit code book: nf4 (normal-distribution levels, used by QLoRA) or fp4.' }),
-  bnb_4bit_use_double_quant: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Also quantize the per-block scales to 8 bits (saves about 0.37 bits per parameter).' }),
+  bnb_4bit_use_double_quant: flag(false, 'Also quantize the per-block scales to 8 bits (saves about 0.37 bits per parameter).'),
   bnb_4bit_quant_storage: z
     .enum(quantStorageDtypes, expected(quoted(quantStorageDtypes)))
     .default('uint8')

@@ -19,6 +19,10 @@ export const unitFraction = () =>
 
 export const stringList = (description: string) => z.array(z.string(), expected(description));
 
+/** A documented true/false field with its default. */
+export const flag = (defaultValue: boolean, description: string) =>
+  z.boolean(expected('true or false')).default(defaultValue).meta({ description });
+
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 /**

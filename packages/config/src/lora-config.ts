@@ -12,6 +12,7 @@ import {
   strictObjectWithSuggestions,
 } from './config-format.js';
 import {
+  flag,
   caseInsensitiveWord,
   jsonRecord,
   nonNegativeInteger,
@@ -87,10 +88,7 @@ const loraConfigFileShape = {
     .nullable()
     .default(null)
     .meta({ description: 'Kind of model head the adapter is used with; null for a plain module.' }),
-  inference_mode: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Whether the adapter is frozen. Saved files always say true; loading decides trainability.' }),
+  inference_mode: flag(false, 'Whether the adapter is frozen. Saved files always say true; loading decides trainability.'),
   r: positiveInteger()
     .default(8)
     .meta({ description: 'Rank of the low-rank update (inner dimension of lora_A and lora_B).' }),
@@ -108,18 +106,12 @@ const loraConfigFileShape = {
   lora_dropout: unitFraction()
     .default(0)
     .meta({ description: 'Dropout probability applied to the adapter input; 0 disables it.' }),
-  fan_in_fan_out: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Set when the target layer stores its weight as (in, out), like GPT-2 Conv1D.' }),
+  fan_in_fan_out: flag(false, 'Set when the target layer stores its weight as (in, out), like GPT-2 Conv1D.'),
   bias: z
     .enum(loraBiasModes, expected('"none", "all" or "lora_only"'))
     .default('none')
     .meta({ description: 'Which biases become trainable: none, all of them, or only those of adapted layers.' }),
-  use_rslora: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Rank-stabilised scaling lora_alpha / sqrt(r) instead of lora_alpha / r.' }),
+  use_rslora: flag(false, 'Rank-stabilised scaling lora_alpha / sqrt(r) instead of lora_alpha / r.'),
   modules_to_save: stringList('a list of module names')
     .nullable()
     .default(null)
@@ -164,10 +156,7 @@ const loraConfigFileShape = {
     .nullable()
     .default(() => ({}))
     .meta({ description: loftqDescription }),
-  use_dora: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Use DoRA: a learned per-output magnitude times the normalised adapted weight.' }),
+  use_dora: flag(false, 'Use DoRA: a learned per-output magnitude times the normalised adapted weight.'),
   layer_replication: z
     .array(layerRange, expected('a list of [start, end] layer ranges'))
     .superRefine((ranges, context) => {

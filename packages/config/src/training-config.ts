@@ -20,6 +20,7 @@ import {
   strictObjectWithSuggestions,
 } from './config-format.js';
 import {
+  flag,
   nonNegativeInteger,
   nonNegativeNumber,
   positiveInteger,
@@ -89,10 +90,7 @@ const trainingConfigFileShape = {
   max_seq_length: positiveInteger()
     .default(512)
     .meta({ description: 'Examples are truncated (or packed) to this many tokens.' }),
-  packing: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Concatenate examples into full-length sequences instead of padding each one.' }),
+  packing: flag(false, 'Concatenate examples into full-length sequences instead of padding each one.'),
   validation_split: unitFraction()
     .default(0)
     .meta({ description: 'Fraction of the training file held out for evaluation when no validation file is given.' }),
@@ -146,10 +144,7 @@ const trainingConfigFileShape = {
   seed: nonNegativeInteger()
     .default(42)
     .meta({ description: 'Seed for adapter initialisation, dropout and data shuffling.' }),
-  gradient_checkpointing: z
-    .boolean(expected('true or false'))
-    .default(false)
-    .meta({ description: 'Recompute activations in the backward pass to save memory.' }),
+  gradient_checkpointing: flag(false, 'Recompute activations in the backward pass to save memory.'),
   lora: loraConfigFileSchema
     .prefault({})
     .meta({ description: 'The adapter to train, in adapter_config.json form; omitted fields take PEFT\'s defaults.' }),
