@@ -117,7 +117,7 @@ export async function planRun(options: {
   };
 }
 
-const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 
 export function formatPlan(plan: RunPlan): string {
   const count = (value: number) => value.toLocaleString('en-US');
