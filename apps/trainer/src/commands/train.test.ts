@@ -4,9 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readTensorFile } from '@peft-ts/core';
+import { initBackend } from '@peft-ts/core/backend';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../cli.js';
 
+const webgpuAvailable = await initBackend('webgpu').then(
+  () => true,
+  () => false,
+);
 const demo = fileURLToPath(new URL('../../demo/', import.meta.url));
 const bin = fileURLToPath(new URL('../../bin/peft-ts.mjs', import.meta.url));
 
@@ -98,5 +103,23 @@ describe('peft-ts train', () => {
       spy.mockRestore();
     }
     expect(await losses(output)).toEqual(reference);
+  });
+
+  // The whole trainer path (4-bit load, DoRA, AdamW, checkpoints) on WebGPU; a software adapter is enough to check the numbers.
+  it.skipIf(!webgpuAvailable)('QLoRA + DoRA on webgpu gives the wasm losses', async () => {
+    const runs: Record<string, [number, number][]> = {};
+    for (const backend of ['wasm', 'webgpu']) {
+      const output = join(scratch, `qlora-${backend}`);
+      const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+      try {
+        const code = await main([...common, '--output-dir', output, '--backend', backend, '--quant', '4bit', '--max-steps', '3', '--save-steps', '3']);
+        expect(code).toBe(0);
+      } finally {
+        spy.mockRestore();
+      }
+      runs[backend] = await losses(output);
+    }
+    expect(runs.webgpu.map(([step]) => step)).toEqual([1, 2, 3]);
+    runs.webgpu.forEach(([, loss], index) => expect(Math.abs(loss - runs.wasm[index][1])).toBeLessThan(1e-4));
   });
 });
