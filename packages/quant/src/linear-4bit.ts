@@ -4,6 +4,7 @@ import { dequantize4bit } from './dequantize-4bit.js';
 import { dequantize4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 import { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
 import { frozenParameter } from './frozen-parameter.js';
+import { HOST_BACKENDS } from './host-backends.js';
 import { shareQuantizedLayer } from './share-quantized-layer.js';
 import type { QuantState4bit, QuantType } from './quant-state.js';
 import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
@@ -27,7 +28,6 @@ type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
  * transposed layout its product needs; elsewhere the weight is dequantized on the device with
  * `dequantize4bitTensor`. All give the same bits.
  */
-const HOST_BACKENDS = new Set(['cpu', 'wasm']);
 
 /**
  * bitsandbytes `Linear4bit` (NF4/FP4, blockwise absmax, optional double quantization) for inference and QLoRA.

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import { frozenParameter } from './frozen-parameter.js';
+import { HOST_BACKENDS } from './host-backends.js';
 import { shareQuantizedLayer } from './share-quantized-layer.js';
 import { int8VectorwiseQuantize, type Int8Matrix } from './int8-vectorwise-quantize.js';
 import { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
@@ -154,12 +155,18 @@ export class Linear8bitLt extends Module implements LinearLike {
     const weightCodes = this.weightCodes();
     let kept = magnitudes;
     let outlierColumns: Int32Array = new Int32Array(0);
+    let outlierMask: tf.Tensor | null = null;
     if (this.threshold > 0) {
       // torch compares against the threshold cast to fp32; elements at or above it do not count for the row max.
       const isOutlier = tf.greaterEqual(magnitudes, Math.fround(this.threshold));
       kept = tf.where(isOutlier, tf.zerosLike(magnitudes), magnitudes);
-      const columnFlags = tf.any(isOutlier, 0).dataSync();
-      outlierColumns = Int32Array.from(columnFlags.keys()).filter((column) => columnFlags[column] !== 0);
+      if (HOST_BACKENDS.has(tf.getBackend())) {
+        const columnFlags = tf.any(isOutlier, 0).dataSync();
+        outlierColumns = Int32Array.from(columnFlags.keys()).filter((column) => columnFlags[column] !== 0);
+      } else {
+        // A device backend cannot hand the columns to the host without a sync read: mask them instead.
+        outlierMask = tf.reshape(tf.cast(tf.any(isOutlier, 0), 'float32'), [1, this.inFeatures]);
+      }
     }
     const rowStats = tf.max(kept, 1);
     // 127/rowStats as torch evaluates it (reciprocal, then times 127); an all-zero row quantizes to 0.
@@ -170,8 +177,10 @@ export class Linear8bitLt extends Module implements LinearLike {
       for (const column of outlierColumns) keepColumn[column] = 0;
       codes = tf.mul(codes, tf.tensor2d(keepColumn, [1, this.inFeatures]));
     }
+    if (outlierMask) codes = tf.mul(codes, tf.sub(1, outlierMask));
     const scbOver127Squared = tf.div(this.parameter('SCB').value, 127 * 127);
     const output = tf.mul(tf.mul(integerProduct(codes, weightCodes), tf.reshape(rowStats, [-1, 1])), tf.reshape(scbOver127Squared, [1, -1]));
+    if (outlierMask) return tf.add(output, matMul(tf.mul(flat, outlierMask), this.dequantizeColumns(weightCodes), false, true)) as tf.Tensor2D;
     if (outlierColumns.length === 0) return output as tf.Tensor2D;
     const indices = tf.tensor1d(outlierColumns, 'int32');
     const outlierWeight = this.dequantizeColumns(tf.gather(weightCodes, indices, 1) as tf.Tensor2D);

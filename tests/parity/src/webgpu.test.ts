@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { manualSeed, readTensorFile } from '@peft-ts/core';
 import { initBackend, type BackendName } from '@peft-ts/core/backend';
 import { fixturePath, maxAbsDifference } from '@peft-ts/core/test';
-import { createLoraConfig } from '@peft-ts/config';
+import { createBitsAndBytesConfig, createLoraConfig, type BitsAndBytesConfigInput } from '@peft-ts/config';
+import { quantizedLinearFactory } from '@peft-ts/quant';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraModel, loadLoraModel } from '@peft-ts/lora';
 import { loadMistral } from '@peft-ts/model-mistral';
@@ -15,10 +16,11 @@ const webgpuAvailable = await initBackend('webgpu').then(
   () => false,
 );
 
-async function fixtureLogits(backend: BackendName, adapter?: string): Promise<Float32Array> {
+async function fixtureLogits(backend: BackendName, adapter?: string, quantization?: BitsAndBytesConfigInput): Promise<Float32Array> {
   await initBackend(backend);
   const inputIds = (await readTensorFile(fixturePath('mistral', 'inputs.safetensors'))).get('input_ids') as tf.Tensor2D;
-  const model = await loadMistral(fixturePath('mistral', 'base_model'));
+  const createLinear = quantization ? quantizedLinearFactory(createBitsAndBytesConfig(quantization)) : undefined;
+  const model = await loadMistral(fixturePath('mistral', 'base_model'), { createLinear });
   if (adapter) await loadLoraModel(model, fixturePath('mistral', adapter, 'adapter'), { method: doraMethod });
   const logits = tf.tidy(() => model.forward({ inputIds }).logits);
   const values = (await logits.data()) as Float32Array;
@@ -51,6 +53,16 @@ describe.skipIf(!webgpuAvailable)('webgpu (small sizes) matches cpu', () => {
   it.each([undefined, 'lora', 'dora', 'layer_replication'])('fixture logits with adapter %s', async (adapter) => {
     const reference = await fixtureLogits('cpu', adapter);
     const webgpu = await fixtureLogits('webgpu', adapter);
+    expect(maxAbsDifference(webgpu, reference)).toBeLessThan(1e-4);
+  });
+
+  // A low LLM.int8 threshold makes outlier columns appear, which webgpu handles with a mask on the device.
+  it.each<BitsAndBytesConfigInput>([
+    { loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true },
+    { loadIn8bit: true, llmInt8Threshold: 0.5 },
+  ])('quantized fixture logits (%j)', async (quantization) => {
+    const reference = await fixtureLogits('cpu', 'lora', quantization);
+    const webgpu = await fixtureLogits('webgpu', 'lora', quantization);
     expect(maxAbsDifference(webgpu, reference)).toBeLessThan(1e-4);
   });
 
