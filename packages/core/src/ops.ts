@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-const detached = tf.customGrad(((input: tf.Tensor) => ({
-  value: tf.clone(input),
-  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
-})) as unknown as Parameters<typeof tf.customGrad>[0]);
-
-/** The value of `input` with no gradient flowing back through it (PyTorch `.detach()`). */
-export function stopGradient<T extends tf.Tensor>(input: T): T {
-  return detached(input) as T;
+/**
+ * `body()` as a constant (PyTorch's `.detach()` of a computed value): run as a custom op without
+ * inputs, nothing it computes is recorded for gradients, so its intermediates are not kept for the
+ * backward pass and no gradient (not even a zero one) flows back through it.
+ */
+export function untracked<T extends tf.Tensor>(body: () => T): T {
+  const run = tf.customGrad((() => ({ value: body(), gradFunc: () => [] })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (run as unknown as () => T)();
 }
 
 /** L2 norm of each row of `matrix` reshaped to [rows, -1]: one value per output feature. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Parameter, conv2d, linear, rowNorms, stopGradient, type Conv2d } from '@peft-ts/core';
+import { Parameter, conv2d, linear, rowNorms, untracked, type Conv2d } from '@peft-ts/core';
 import { LoraLayer, type LoraVariant } from '@peft-ts/lora';
 
 export const MAGNITUDE_PARAMETER = 'lora_magnitude_vector';
@@ -56,7 +56,7 @@ function createDoraVariant(geometry: DoraGeometry): LoraVariant {
         const dropout = layer.dropout(adapterName);
         const dropped = dropout.forward(input);
         const weight = baseWeight(layer);
-        const norm = stopGradient(weightNorm(layer, adapterName, weight));
+        const norm = untracked(() => weightNorm(layer, adapterName, weight));
         const scale = tf.reshape(factors(layer, adapterName, norm), geometry.broadcastShape(norm.shape[0]));
         const bias = layer.baseLayer.hasParameter('bias') ? layer.baseLayer.parameter('bias').value : null;
         // Without dropout the bias-free base projection is base(x) − b: no second matmul.
@@ -70,7 +70,7 @@ function createDoraVariant(geometry: DoraGeometry): LoraVariant {
     },
 
     merge(layer, adapterName, weight) {
-      const norm = tf.keep(stopGradient(weightNorm(layer, adapterName, weight)));
+      const norm = tf.keep(untracked(() => weightNorm(layer, adapterName, weight)));
       const norms = mergeNorms.get(layer) ?? new Map<string, tf.Tensor>();
       norms.get(adapterName)?.dispose();
       norms.set(adapterName, norm);
