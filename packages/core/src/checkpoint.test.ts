@@ -6,20 +6,29 @@ import { Linear } from './layers/linear.js';
 import { manualSeed } from './random.js';
 import { describeWithBackends, maxAbsDifference } from './test/index.js';
 
+/**
+ * Two Linear layers with dropout between them, and a loss over the block run either plainly or
+ * through `wrap` (checkpoint or scopedBackward), which must not change the value or the gradients.
+ */
+function dropoutBlock(wrap: typeof scopedBackward) {
+  manualSeed(4);
+  const first = new Linear(6, 8);
+  const second = new Linear(8, 6);
+  const dropout = new Dropout(0.3);
+  const block = (input: tf.Tensor) => second.forward(tf.relu(dropout.forward(first.forward(input))));
+  const x = tf.variable(tf.randomNormal([5, 6], 0, 1, 'float32', 1));
+  const weights = [first.weight.value, first.bias!.value, second.weight.value];
+  const loss = (wrapped: boolean) => () => {
+    const hidden = tf.tanh(x);
+    const output = wrapped ? wrap(([input]) => block(input), [hidden], { variables: weights }) : block(hidden);
+    return tf.sum(tf.square(output)) as tf.Scalar;
+  };
+  return { first, x, weights, loss };
+}
+
 describeWithBackends('gradient checkpointing', () => {
   it('gives the same gradients (inputs and weights, dropout included) as the plain computation', () => {
-    manualSeed(4);
-    const first = new Linear(6, 8);
-    const second = new Linear(8, 6);
-    const dropout = new Dropout(0.3);
-    const block = (x: tf.Tensor) => second.forward(tf.relu(dropout.forward(first.forward(x))));
-    const x = tf.variable(tf.randomNormal([5, 6], 0, 1, 'float32', 1));
-    const weights = [first.weight.value, first.bias!.value, second.weight.value];
-    const loss = (checkpointed: boolean) => () => {
-      const hidden = tf.tanh(x);
-      const output = checkpointed ? checkpoint(([input]) => block(input), [hidden], { variables: weights }) : block(hidden);
-      return tf.sum(tf.square(output)) as tf.Scalar;
-    };
+    const { x, weights, loss } = dropoutBlock(checkpoint);
     manualSeed(9);
     const plain = tf.variableGrads(loss(false), [x, ...weights]);
     manualSeed(9);
@@ -32,18 +41,7 @@ describeWithBackends('gradient checkpointing', () => {
   });
 
   it('scopedBackward gives the plain gradients and frees what it recorded, even when its gradient is never taken', () => {
-    manualSeed(4);
-    const first = new Linear(6, 8);
-    const second = new Linear(8, 6);
-    const dropout = new Dropout(0.3);
-    const block = (x: tf.Tensor) => second.forward(tf.relu(dropout.forward(first.forward(x))));
-    const x = tf.variable(tf.randomNormal([5, 6], 0, 1, 'float32', 1));
-    const weights = [first.weight.value, first.bias!.value, second.weight.value];
-    const loss = (scoped: boolean) => () => {
-      const hidden = tf.tanh(x);
-      const output = scoped ? scopedBackward(([input]) => block(input), [hidden], { variables: weights }) : block(hidden);
-      return tf.sum(tf.square(output)) as tf.Scalar;
-    };
+    const { first, x, weights, loss } = dropoutBlock(scopedBackward);
     manualSeed(9);
     const plain = tf.variableGrads(loss(false), [x, ...weights]);
     manualSeed(9);
