@@ -1,14 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DYNAMIC_MAP } from './dynamic-map.js';
 import { fourBitCode } from './four-bit-code.js';
+import { dequantize4bitKernel, matMul4bitKernel, type FourBitKernelAttributes, type FourBitKernelInputs } from './four-bit-webgpu-kernels.js';
 import type { QuantType } from './quant-state.js';
 
-/** A 4-bit weight as tensors: the packed bytes and absmax as a layer stores them. */
+/** A 4-bit weight as tensors: the packed codes and absmax as a layer stores them. */
 export type FourBitTensors = {
   readonly quantType: QuantType;
   readonly blocksize: number;
   readonly shape: readonly number[];
-  /** Two codes per byte (element 2j in the high nibble), bytes in a bool tensor [⌈n/2⌉]. */
+  /** The packed bytes (two codes each, element 2j in the high nibble) as int32 words: see `packBytesIntoWords`. */
   readonly packed: tf.Tensor;
 } & (
   | { readonly absmax: tf.Tensor; readonly nested?: undefined }
@@ -21,7 +22,7 @@ export type FourBitTensors = {
 
 /**
  * For each byte value, the code values of its high and low nibble (element 2j is the high nibble), so one gather
- * unpacks a whole byte: no integer arithmetic over the large index range.
+ * unpacks a whole byte.
  */
 const nibblePairTables = new Map<QuantType, Float32Array>();
 
@@ -48,24 +49,52 @@ function scaleBlocks(values: tf.Tensor, scales: tf.Tensor, blocksize: number, co
   return padded === count ? scaled : tf.slice(scaled, 0, count);
 }
 
+/** The fp32 absmax per block; double-quantized, restored as `fp32(map[code] · nested) + offset` (two roundings). */
+function restoreAbsmax(weight: FourBitTensors): tf.Tensor {
+  if (!weight.nested) return weight.absmax;
+  const { codes, absmax, offset, blocksize } = weight.nested;
+  const centred = tf.gather(tf.tensor1d(DYNAMIC_MAP), tf.cast(codes, 'int32'));
+  return tf.add(scaleBlocks(centred, absmax, blocksize, codes.size), tf.scalar(offset));
+}
+
+/** Bytes of little-endian int32 words. Integer division must be exact here (cpu, tensorflow; not wasm, webgpu). */
+function unpackWords(words: tf.Tensor, byteCount: number): tf.Tensor {
+  const byteScales = tf.tensor1d([1, 2 ** 8, 2 ** 16, 2 ** 24], 'int32');
+  const bytes = tf.mod(tf.floorDiv(tf.reshape(words, [-1, 1]), byteScales), tf.scalar(256, 'int32'));
+  return tf.slice(tf.reshape(bytes, [-1]), 0, byteCount);
+}
+
+const elementCount = (shape: readonly number[]) => shape.reduce((product, size) => product * size, 1);
+
+/** The kernels' view of a weight: its flattening as [rows, columns] with the last axis as columns. */
+function kernelArguments(weight: FourBitTensors): [FourBitKernelInputs, FourBitKernelAttributes] {
+  const weightColumns = weight.shape.length ? weight.shape[weight.shape.length - 1] : 1;
+  const inputs = { packed: weight.packed, absmax: restoreAbsmax(weight), code: tf.tensor1d(fourBitCode(weight.quantType).values) };
+  return [inputs, { weightRows: elementCount(weight.shape) / weightColumns, weightColumns, blockShift: Math.log2(weight.blocksize) }];
+}
+
 /**
- * bnb `dequantize_4bit` with tf ops, for backends whose tensors live on a device: one gather of both nibbles of
- * each byte from a 256-entry table, then one fp32 multiply by the block's absmax (double-quantized absmax restored
- * first as `fp32(map[code] · nested) + offset`), so the result equals `dequantize4bit` bit for bit. float32, in
- * the weight's shape.
+ * bnb `dequantize_4bit` on a device backend, float32 in the weight's shape, equal to `dequantize4bit` bit for bit:
+ * each value is one fp32 multiply of its code by its block's absmax. On webgpu a kernel decodes the words; elsewhere
+ * tf ops unpack the bytes and gather both nibbles of each from a 256-entry table.
  */
 export function dequantize4bitTensor(weight: FourBitTensors): tf.Tensor {
   return tf.tidy(() => {
-    const count = weight.shape.reduce((product, size) => product * size, 1);
-    let absmax: tf.Tensor;
-    if (weight.nested) {
-      const { codes, absmax: nestedAbsmax, offset, blocksize } = weight.nested;
-      const centred = tf.gather(tf.tensor1d(DYNAMIC_MAP), tf.cast(codes, 'int32'));
-      absmax = tf.add(scaleBlocks(centred, nestedAbsmax, blocksize, codes.size), tf.scalar(offset));
-    } else {
-      absmax = weight.absmax;
-    }
-    const pairs = tf.gather(tf.tensor2d(nibblePairTable(weight.quantType), [256, 2]), tf.cast(weight.packed, 'int32'));
-    return tf.reshape(scaleBlocks(tf.reshape(pairs, [-1]), absmax, weight.blocksize, count), [...weight.shape]);
+    if (tf.getBackend() === 'webgpu') return tf.reshape(dequantize4bitKernel(...kernelArguments(weight)), [...weight.shape]);
+    const count = elementCount(weight.shape);
+    const bytes = unpackWords(weight.packed, Math.ceil(count / 2));
+    const pairs = tf.gather(tf.tensor2d(nibblePairTable(weight.quantType), [256, 2]), bytes);
+    return tf.reshape(scaleBlocks(tf.reshape(pairs, [-1]), restoreAbsmax(weight), weight.blocksize, count), [...weight.shape]);
+  });
+}
+
+/**
+ * `x·Wᵀ` for a 2-D x and a 4-bit [out, in] weight. On webgpu the product dequantizes tile by tile inside the kernel
+ * (differentiable in x); elsewhere it multiplies by `dequantize4bitTensor`'s weight.
+ */
+export function matMul4bitTensor(x: tf.Tensor2D, weight: FourBitTensors): tf.Tensor2D {
+  return tf.tidy(() => {
+    if (tf.getBackend() === 'webgpu') return matMul4bitKernel(x, ...kernelArguments(weight), true);
+    return tf.matMul(x, dequantize4bitTensor(weight), false, true);
   });
 }

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, Parameter, PeftError, linear, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import { dequantize4bit } from './dequantize-4bit.js';
-import { dequantize4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
+import { dequantize4bitTensor, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 import { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
 import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
+import { bytesOfWords, packBytesIntoWords } from './packed-words.js';
 import { shareQuantizedLayer } from './share-quantized-layer.js';
 import type { QuantState4bit, QuantType } from './quant-state.js';
 import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
@@ -23,20 +24,15 @@ export type Linear4bitOptions = {
 type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
 
 /**
- * Backends whose tensors live in host memory. There a plain loop over the read-back bytes is about 5× faster than
- * the tf-op gather (wasm's gather kernel costs ~40 ns per element), and the forward dequantizes straight into the
- * transposed layout its product needs; elsewhere the weight is dequantized on the device with
- * `dequantize4bitTensor`. All give the same bits.
- */
-
-/**
  * bitsandbytes `Linear4bit` (NF4/FP4, blockwise absmax, optional double quantization) for inference and QLoRA.
- * The weight stays packed: two codes per byte in a bool (byte) tensor, absmax as fp32 or, double-quantized, as
- * 8-bit codes plus one fp32 per 256 blocks, so about 0.516 bytes per parameter with NF4 + double quant. The
- * forward dequantizes (on cpu/wasm with the package's loop, on device backends with tf ops: see HOST_BACKENDS)
- * and computes `x·Wᵀ + b` in float32: each weight value is the single fp32 product `code · absmax` of bnb's
- * `dequantize_4bit`, bit for bit. Its gradient reaches the input only (the weight is frozen, as in bnb), and
- * it dequantizes again in the backward pass instead of keeping the float weight alive until then.
+ * The weight stays packed: two codes per byte, four bytes per int32 word, absmax as fp32 or, double-quantized, as
+ * 8-bit codes (a bool tensor) plus one fp32 per 256 blocks, so about 0.516 bytes per parameter with NF4 + double
+ * quant. Each weight value is the single fp32 product `code · absmax` of bnb's `dequantize_4bit`, bit for bit,
+ * and the forward computes `x·Wᵀ + b` in float32. On cpu/wasm (HOST_BACKENDS) a loop over the bytes dequantizes
+ * straight into the transposed layout the product needs (about 5× faster there than a tf-op gather); on webgpu a
+ * fused kernel dequantizes inside the matMul, so the float weight is never materialised; elsewhere tf ops
+ * dequantize on the device. The gradient reaches the input only (the weight is frozen, as in bnb), and the
+ * backward dequantizes again instead of keeping the float weight alive until then.
  */
 export class Linear4bit extends Module implements LinearLike {
   readonly kind = 'linear' as const;
@@ -75,7 +71,7 @@ export class Linear4bit extends Module implements LinearLike {
       offset: state.nested ? state.nested.offset : null,
       nestedBlocksize: state.nested ? state.nested.blocksize : 0,
     };
-    this.registerParameter('weight', frozenParameter(tf.tensor(packed, [packed.length], 'bool')));
+    this.registerParameter('weight', frozenParameter(packedWordsTensor(packed)));
     if (state.nested) {
       this.registerParameter('absmax', frozenParameter(tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')));
       this.registerParameter('nested_absmax', frozenParameter(tf.tensor1d(state.nested.absmax)));
@@ -88,11 +84,18 @@ export class Linear4bit extends Module implements LinearLike {
       getBaseWeight: () => this.dequantize(),
       setBaseWeight: (weight) => this.requantize(weight),
     };
-    this.project = tf.customGrad(((input: tf.Tensor) => ({
-      value: tf.tidy(() => this.product(input)),
+    const hostProduct = tf.customGrad(((input: tf.Tensor) => ({
+      value: tf.tidy(() => this.hostProduct(input)),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => tf.reshape(matMul(tf.reshape(dy, [-1, this.outFeatures]), this.dequantize()), input.shape)),
     })) as unknown as CustomGradFunction) as (input: tf.Tensor) => tf.Tensor;
+    this.project = (input) =>
+      HOST_BACKENDS.has(tf.getBackend())
+        ? hostProduct(input)
+        : tf.reshape(matMul4bitTensor(tf.reshape(input, [-1, this.inFeatures]) as tf.Tensor2D, this.tensors()), [
+            ...input.shape.slice(0, -1),
+            this.outFeatures,
+          ]);
   }
 
   get bias(): Parameter | null {
@@ -125,7 +128,8 @@ export class Linear4bit extends Module implements LinearLike {
   /** The stored codes and quant state in bnb's form (read back from the tensors). */
   quantized(): Quantized4bit {
     const { offset, nestedBlocksize, ...fields } = this.state;
-    const packed = Uint8Array.from(this.parameter('weight').value.dataSync());
+    const count = this.outFeatures * this.inFeatures;
+    const packed = Uint8Array.from(bytesOfWords(this.parameter('weight').value.dataSync() as Int32Array, Math.ceil(count / 2)));
     const absmax = this.parameter('absmax').value.dataSync();
     const state: QuantState4bit =
       offset === null
@@ -152,9 +156,8 @@ export class Linear4bit extends Module implements LinearLike {
     return dequantize4bitTensor(this.tensors()) as tf.Tensor2D;
   }
 
-  /** `x·Wᵀ` with the weight dequantized for this call only. */
-  private product(input: tf.Tensor): tf.Tensor {
-    if (!HOST_BACKENDS.has(tf.getBackend())) return linear(input, dequantize4bitTensor(this.tensors()));
+  /** `x·Wᵀ` on a host backend, with the weight dequantized for this call only. */
+  private hostProduct(input: tf.Tensor): tf.Tensor {
     const { packed, state } = this.quantized();
     const transposed = tf.tensor2d(dequantize4bitTransposed(packed, state), [this.inFeatures, this.outFeatures]);
     return tf.reshape(matMul(tf.reshape(input, [-1, this.inFeatures]), transposed), [...input.shape.slice(0, -1), this.outFeatures]);
@@ -183,7 +186,7 @@ export class Linear4bit extends Module implements LinearLike {
       dtype,
       compressStatistics: this.doubleQuantized,
     });
-    const replacements: [string, tf.Tensor][] = [['weight', tf.tensor(packed, [packed.length], 'bool')]];
+    const replacements: [string, tf.Tensor][] = [['weight', packedWordsTensor(packed)]];
     if (state.nested) {
       replacements.push(['absmax', tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')]);
       replacements.push(['nested_absmax', tf.tensor1d(state.nested.absmax)]);
@@ -196,4 +199,9 @@ export class Linear4bit extends Module implements LinearLike {
       tensor.dispose();
     }
   }
+}
+
+function packedWordsTensor(packed: Uint8Array): tf.Tensor1D {
+  const words = packBytesIntoWords(packed);
+  return tf.tensor1d(words, 'int32');
 }

@@ -1,0 +1,223 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * WebGPU kernels of the 4-bit layer, registered with tfjs under their own names: one dequantizes a packed weight,
+ * the other multiplies by it, dequantizing each weight tile into workgroup memory as it goes, so the float weight
+ * is never materialised. Both compute each weight value as the one fp32 product `code · absmax` of bnb's
+ * `dequantize_4bit`, so the dequantized weight equals the host loop's bit for bit and the fused product differs
+ * from `matMul(x, dequantized)` only in summation order.
+ *
+ * The programs are plain objects in the shape tfjs-backend-webgpu compiles (its `WebGPUProgram`): tfjs writes the
+ * bindings (`result`, one array per input), the shape uniforms and the `_start` entry point that calls `main`.
+ */
+
+export const DEQUANTIZE_4BIT_KERNEL = 'PeftDequantize4bit';
+export const MATMUL_4BIT_KERNEL = 'PeftMatMul4bit';
+
+/** The inputs both kernels read: packed words (int32), fp32 absmax per block, and the 16 fp32 code values. */
+export type FourBitKernelInputs = { readonly packed: tf.Tensor; readonly absmax: tf.Tensor; readonly code: tf.Tensor };
+
+export type FourBitKernelAttributes = {
+  /** The weight's [rows, columns] (bnb's [out, in]); its row-major flattening was quantized. */
+  readonly weightRows: number;
+  readonly weightColumns: number;
+  /** log2 of the blocksize. */
+  readonly blockShift: number;
+};
+
+type ProgramUniform = { type: 'int32'; data: number[] };
+type WebgpuBackendLike = { runWebGPUProgram(program: object, inputs: tf.TensorInfo[], dtype: 'float32', uniforms: ProgramUniform[]): tf.TensorInfo };
+
+const INPUT_NAMES = ['Packed', 'Absmax', 'Code'] as const;
+
+const WEIGHT_VALUE = `
+  // Nibble k of the flattened weight is the high nibble of byte k/2 when k is even; byte j of a word is bits 8j..8j+7.
+  fn weightValue(flat : u32) -> f32 {
+    let word = bitcast<u32>(Packed[flat >> 3u]);
+    let shift = ((flat >> 1u) & 3u) * 8u + select(0u, 4u, (flat & 1u) == 0u);
+    return Code[(word >> shift) & 15u] * Absmax[flat >> u32(uniforms.blockShift)];
+  }
+`;
+
+/** Output rows and columns of one workgroup's tile; 16 × 16 threads compute 4 × 4 outputs each. */
+const TILE = 64;
+const THREADS_PER_SIDE = 16;
+/** Four, so that a thread's outputs of one row are one vec4. */
+const OUTPUTS_PER_THREAD = TILE / THREADS_PER_SIDE;
+/** The slice of the inner dimension staged in workgroup memory per step (2 × 4 KiB). */
+const INNER_TILE = 16;
+const LOADS_PER_THREAD = (TILE * INNER_TILE) / (THREADS_PER_SIDE * THREADS_PER_SIDE);
+
+/**
+ * `x·Wᵀ` (transposeWeight, the forward) or `x·W` (its input gradient) for a 2-D x. The weight tile is indexed so
+ * that neighbouring threads read neighbouring weight columns, the order in which the codes are packed.
+ */
+function matMulProgram(outputShape: [number, number], transposeWeight: boolean) {
+  const [weightRow, weightColumn, tileInner, tileColumn] = transposeWeight
+    ? ['columnBase + element / INNER_TILE', 'innerBase + element % INNER_TILE', 'element % INNER_TILE', 'element / INNER_TILE']
+    : ['innerBase + element / TILE', 'columnBase + element % TILE', 'element / TILE', 'element % TILE'];
+  return {
+    variableNames: ['X', ...INPUT_NAMES],
+    uniforms: 'rows : i32, inner : i32, columns : i32, weightRows : i32, weightColumns : i32, blockShift : i32,',
+    workgroupSize: [THREADS_PER_SIDE, THREADS_PER_SIDE, 1] as [number, number, number],
+    outputShape,
+    dispatchLayout: { x: [1], y: [0] },
+    dispatch: [Math.ceil(outputShape[1] / TILE), Math.ceil(outputShape[0] / TILE), 1] as [number, number, number],
+    shaderKey: `peftMatMul4bit_${transposeWeight}`,
+    getUserCode: () => `
+  const TILE = ${TILE};
+  const INNER_TILE = ${INNER_TILE};
+  const THREADS_PER_SIDE = ${THREADS_PER_SIDE};
+  var<workgroup> inputTile : array<array<f32, INNER_TILE>, TILE>;
+  var<workgroup> weightTile : array<array<f32, TILE>, INNER_TILE>;
+  ${WEIGHT_VALUE}
+  fn main() {
+    let rowBase = i32(workgroupId.y) * TILE;
+    let columnBase = i32(workgroupId.x) * TILE;
+    let threadRow = i32(localId.y);
+    let threadColumn = i32(localId.x);
+    var sums : array<vec4<f32>, ${OUTPUTS_PER_THREAD}>;
+    for (var innerBase = 0; innerBase < uniforms.inner; innerBase += INNER_TILE) {
+      for (var load = 0; load < ${LOADS_PER_THREAD}; load++) {
+        let element = i32(localIndex) + load * THREADS_PER_SIDE * THREADS_PER_SIDE;
+        let row = rowBase + element / INNER_TILE;
+        let inner = innerBase + element % INNER_TILE;
+        var input = 0.0;
+        if (row < uniforms.rows && inner < uniforms.inner) {
+          input = X[row * uniforms.inner + inner];
+        }
+        inputTile[element / INNER_TILE][element % INNER_TILE] = input;
+        let weightRow = ${weightRow};
+        let weightColumn = ${weightColumn};
+        var weight = 0.0;
+        if (weightRow < uniforms.weightRows && weightColumn < uniforms.weightColumns) {
+          weight = weightValue(u32(weightRow) * u32(uniforms.weightColumns) + u32(weightColumn));
+        }
+        weightTile[${tileInner}][${tileColumn}] = weight;
+      }
+      workgroupBarrier();
+      for (var k = 0; k < INNER_TILE; k++) {
+        let weights = vec4<f32>(
+          weightTile[k][threadColumn],
+          weightTile[k][threadColumn + THREADS_PER_SIDE],
+          weightTile[k][threadColumn + 2 * THREADS_PER_SIDE],
+          weightTile[k][threadColumn + 3 * THREADS_PER_SIDE]);
+        for (var r = 0; r < ${OUTPUTS_PER_THREAD}; r++) {
+          sums[r] += inputTile[threadRow + r * THREADS_PER_SIDE][k] * weights;
+        }
+      }
+      workgroupBarrier();
+    }
+    for (var r = 0; r < ${OUTPUTS_PER_THREAD}; r++) {
+      let row = rowBase + threadRow + r * THREADS_PER_SIDE;
+      for (var c = 0; c < ${OUTPUTS_PER_THREAD}; c++) {
+        let column = columnBase + threadColumn + c * THREADS_PER_SIDE;
+        if (row < uniforms.rows && column < uniforms.columns) {
+          setOutputAtIndex(row * uniforms.columns + column, sums[r][c]);
+        }
+      }
+    }
+  }
+`,
+  };
+}
+
+const DEQUANTIZE_WORKGROUP = 256;
+
+function dequantizeProgram(outputShape: number[]) {
+  const count = outputShape.reduce((product, size) => product * size, 1);
+  return {
+    variableNames: [...INPUT_NAMES],
+    uniforms: 'blockShift : i32,',
+    size: true,
+    workgroupSize: [DEQUANTIZE_WORKGROUP, 1, 1] as [number, number, number],
+    outputShape,
+    dispatchLayout: { x: outputShape.map((_, axis) => axis) },
+    dispatch: [Math.ceil(count / DEQUANTIZE_WORKGROUP), 1, 1] as [number, number, number],
+    shaderKey: 'peftDequantize4bit',
+    getUserCode: () => `
+  ${WEIGHT_VALUE}
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      setOutputAtIndex(index, weightValue(u32(index)));
+    }
+  }
+`,
+  };
+}
+
+function namedInputs(inputs: tf.NamedTensorInfoMap, names: readonly string[]): tf.TensorInfo[] {
+  return names.map((name) => {
+    const input = inputs[name];
+    if (!input) throw new Error(`${MATMUL_4BIT_KERNEL}: input '${name}' is missing`);
+    return input;
+  });
+}
+
+const kernelInputs = (inputs: tf.NamedTensorInfoMap) => namedInputs(inputs, ['packed', 'absmax', 'code']);
+
+function registerKernels(): void {
+  tf.registerKernel({
+    kernelName: DEQUANTIZE_4BIT_KERNEL,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { weightRows, weightColumns, blockShift } = attrs as unknown as FourBitKernelAttributes;
+      return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(dequantizeProgram([weightRows, weightColumns]), kernelInputs(inputs), 'float32', [
+        { type: 'int32', data: [blockShift] },
+      ]);
+    },
+  });
+  tf.registerKernel({
+    kernelName: MATMUL_4BIT_KERNEL,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { weightRows, weightColumns, blockShift, transposeWeight } = attrs as unknown as MatMul4bitAttributes;
+      const [x] = namedInputs(inputs, ['x']);
+      const [rows, inner] = x.shape;
+      const columns = transposeWeight ? weightRows : weightColumns;
+      return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(
+        matMulProgram([rows, columns], transposeWeight),
+        [x, ...kernelInputs(inputs)],
+        'float32',
+        [rows, inner, columns, weightRows, weightColumns, blockShift].map((value) => ({ type: 'int32', data: [value] })),
+      );
+    },
+  });
+  // The weight is frozen (as in bnb): only the input gets a gradient, the same product with the weight untransposed.
+  tf.registerGradient({
+    kernelName: MATMUL_4BIT_KERNEL,
+    inputsToSave: ['packed', 'absmax', 'code'],
+    gradFunc: (dy, saved, attrs) => {
+      const [packed, absmax, code] = saved;
+      const { transposeWeight, ...weight } = attrs as unknown as MatMul4bitAttributes;
+      return { x: () => matMul4bitKernel(dy as tf.Tensor, { packed, absmax, code }, weight, !transposeWeight) };
+    },
+  });
+}
+
+type MatMul4bitAttributes = FourBitKernelAttributes & { readonly transposeWeight: boolean };
+
+let registered = false;
+
+function ensureRegistered(): void {
+  if (registered) return;
+  registered = true;
+  if (!tf.getKernel(MATMUL_4BIT_KERNEL, 'webgpu')) registerKernels();
+}
+
+/** The dequantized float32 [rows, columns] weight, on the webgpu backend. */
+export function dequantize4bitKernel(inputs: FourBitKernelInputs, attributes: FourBitKernelAttributes): tf.Tensor2D {
+  ensureRegistered();
+  return tf.engine().runKernel(DEQUANTIZE_4BIT_KERNEL, { ...inputs }, { ...attributes }) as tf.Tensor2D;
+}
+
+/** `x·Wᵀ` (or `x·W`) for a 2-D x without materialising W, on the webgpu backend; differentiable in x. */
+export function matMul4bitKernel(
+  x: tf.Tensor,
+  inputs: FourBitKernelInputs,
+  attributes: FourBitKernelAttributes,
+  transposeWeight: boolean,
+): tf.Tensor2D {
+  ensureRegistered();
+  return tf.engine().runKernel(MATMUL_4BIT_KERNEL, { x, ...inputs }, { ...attributes, transposeWeight }) as tf.Tensor2D;
+}

@@ -1,0 +1,74 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@peft-ts/core/backend';
+import { maxAbsDifference } from '@peft-ts/core/test';
+import { Linear4bit, dequantize4bit, dequantize4bitTensor, matMul4bitTensor, packBytesIntoWords, quantize4bit, type FourBitTensors, type Quantized4bit } from '@peft-ts/quant';
+import { describe, expect, it } from 'vitest';
+
+// On a software adapter (llvmpipe through OpenGL ES) here; skipped, not passed, where no adapter exists.
+const webgpuAvailable = await initBackend('webgpu').then(
+  () => true,
+  () => false,
+);
+
+function asTensors({ packed, state }: Quantized4bit): FourBitTensors {
+  const fields = { quantType: state.quantType, blocksize: state.blocksize, shape: state.shape, packed: tf.tensor1d(packBytesIntoWords(packed), 'int32') };
+  if (!state.nested) return { ...fields, absmax: tf.tensor1d(state.absmax) };
+  const { codes, absmax, offset, blocksize } = state.nested;
+  return { ...fields, nested: { codes: tf.tensor(codes, [codes.length], 'bool'), absmax: tf.tensor1d(absmax), offset, blocksize } };
+}
+
+const uniform = (shape: number[], seed: number, scale = 1) => tf.randomUniform(shape, -scale, scale, 'float32', seed);
+
+// Sizes that are not multiples of the kernel's 64 × 64 tiles, its 16-wide inner steps, a word (8 codes) or a
+// block, so every bound and the short last block are crossed; double quant over several 256-block chunks.
+const cases = [
+  { quantType: 'nf4', compressStatistics: true, blocksize: 64, outFeatures: 70, inFeatures: 100, rows: 5 },
+  { quantType: 'fp4', compressStatistics: false, blocksize: 128, outFeatures: 130, inFeatures: 257, rows: 1 },
+  { quantType: 'nf4', compressStatistics: false, blocksize: 256, outFeatures: 256, inFeatures: 320, rows: 131 },
+  { quantType: 'fp4', compressStatistics: true, blocksize: 64, outFeatures: 520, inFeatures: 264, rows: 66 },
+] as const;
+
+describe.skipIf(!webgpuAvailable)('fused 4-bit matMul on webgpu', () => {
+  it.each(cases)(
+    '$quantType dq=$compressStatistics blocksize $blocksize [$outFeatures, $inFeatures] × $rows rows: the unfused numbers',
+    async ({ rows, outFeatures, inFeatures, ...options }) => {
+      await initBackend('webgpu');
+      const weight = uniform([outFeatures, inFeatures], 1, 0.5);
+      const quantized = quantize4bit((await weight.data()) as Float32Array, { ...options, shape: [outFeatures, inFeatures] });
+      const tensors = asTensors(quantized);
+      const dequantized = dequantize4bitTensor(tensors);
+      // The dequantizing kernel gives the host loop's values bit for bit.
+      expect(maxAbsDifference(await dequantized.data(), dequantize4bit(quantized.packed, quantized.state))).toBe(0);
+
+      const input = uniform([rows, inFeatures], 2) as tf.Tensor2D;
+      const upstream = uniform([rows, outFeatures], 3);
+      const fused = tf.valueAndGrad((x: tf.Tensor) => tf.sum(tf.mul(matMul4bitTensor(x as tf.Tensor2D, tensors), upstream)));
+      const { value, grad } = fused(input);
+      const output = matMul4bitTensor(input, tensors);
+      const unfused = tf.matMul(input, dequantized, false, true);
+      expect(maxAbsDifference(await output.data(), await unfused.data())).toBeLessThan(1e-5);
+      const unfusedGradient = tf.matMul(upstream, dequantized);
+      expect(maxAbsDifference(await grad.data(), await unfusedGradient.data())).toBeLessThan(1e-5);
+      expect(Number.isFinite((await value.data())[0])).toBe(true);
+      tf.dispose([weight, dequantized, input, upstream, value, grad, output, unfused, unfusedGradient, tensors.packed]);
+    },
+  );
+
+  it('never materialises the float weight in a Linear4bit forward and backward', async () => {
+    await initBackend('webgpu');
+    const weight = uniform([1024, 512], 4, 0.1);
+    const layer = Linear4bit.fromWeight(weight, { quantType: 'nf4', compressStatistics: true });
+    weight.dispose();
+    const input = uniform([4, 512], 5);
+    const profile = await tf.profile(() => tf.grad((x: tf.Tensor) => tf.sum(layer.forward(x)))(input));
+    const kernels = new Set(profile.kernels.map((kernel) => kernel.name));
+    expect(kernels).toContain('PeftMatMul4bit');
+    expect(kernels).not.toContain('PeftDequantize4bit');
+    // The largest tensor any kernel produced (the packed words, a 1/8 of the weight's elements) is far below the weight.
+    const largest = Math.max(...profile.kernels.flatMap((kernel) => kernel.outputShapes.map((shape) => shape.reduce((a, b) => a * b, 1))));
+    expect(largest).toBeLessThanOrEqual((1024 * 512) / 8);
+    tf.dispose(profile.result as tf.Tensor);
+    input.dispose();
+    layer.dispose();
+  });
+});
