@@ -15,7 +15,3 @@ export function bytesOfWords(words: Int32Array, byteLength: number): Uint8Array 
   return new Uint8Array(words.buffer, words.byteOffset, byteLength);
 }
 
-/** Words holding `byteLength` packed bytes. */
-export function wordCount(byteLength: number): number {
-  return Math.ceil(byteLength / 4);
-}
