@@ -11,8 +11,11 @@ export interface WeightAccess {
   readonly supportsMerge: boolean;
   /** The (dequantized) float32 weight in PyTorch layout. The caller owns and disposes it. */
   getBaseWeight(): tf.Tensor;
-  /** Replaces the weight (re-quantizing where the storage is quantized). The caller keeps `weight`. */
-  setBaseWeight(weight: tf.Tensor): void;
+  /**
+   * Replaces the weight (re-quantizing where the storage is quantized). The caller keeps `weight` and awaits the
+   * result: re-quantizing on the host has to read `weight` back, which device backends only do asynchronously.
+   */
+  setBaseWeight(weight: tf.Tensor): void | Promise<void>;
 }
 
 /** Any layer computing `x·Wᵀ + b` with `W` of shape [out, in]: float or quantized. */

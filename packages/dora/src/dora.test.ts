@@ -47,7 +47,7 @@ function workedExample(useDora: boolean) {
 }
 
 describeWithBackends('DoRA', () => {
-  it('reproduces the worked example: forward, merge, unmerge', () => {
+  it('reproduces the worked example: forward, merge, unmerge', async () => {
     const { model, lora, layer } = workedExample(true);
     // Magnitude was initialised before A/B were set: re-initialise it to ‖W + ΔW‖ = [√8, √41].
     layer.parameterDict(MAGNITUDE_PARAMETER).get('default')!.set(tf.tensor1d([Math.sqrt(8), Math.sqrt(41)]));
@@ -55,10 +55,10 @@ describeWithBackends('DoRA', () => {
     expect(maxAbsDifference(model.forward(x), [4, 9])).toBeLessThan(1e-5);
     layer.parameterDict(MAGNITUDE_PARAMETER).get('default')!.set(tf.tensor1d([1, 1]));
     expect(maxAbsDifference(model.forward(x), [1.41421356, 1.40556386])).toBeLessThan(1e-6);
-    lora.mergeAdapter();
+    await lora.mergeAdapter();
     expect(maxAbsDifference(layer.baseLayer.parameter('weight').value, [0.70710678, 0.70710678, 0.78086881, 0.62469505])).toBeLessThan(1e-6);
     expect(maxAbsDifference(model.forward(x), [1.41421356, 1.40556386])).toBeLessThan(1e-6);
-    lora.unmergeAdapter();
+    await lora.unmergeAdapter();
     expect(maxAbsDifference(layer.baseLayer.parameter('weight').value, [1, 2, 3, 4])).toBeLessThan(1e-6);
   });
 
@@ -159,7 +159,7 @@ describeWithBackends('conv DoRA parity with PEFT 0.10 (fixture conv/dora)', () =
     const model = await loadBase();
     const dora = await loadLoraModel(model, fixturePath('conv', 'dora', 'adapter'), { method: doraMethod });
     expect(maxAbsDifference(model.forward(x), outputs.get('y')!)).toBeLessThan(1e-4);
-    expect(dora.withAdaptersDisabled(() => maxAbsDifference(model.forward(x), outputs.get('y_adapter_disabled')!))).toBeLessThan(1e-5);
+    expect(await dora.withAdaptersDisabled(() => maxAbsDifference(model.forward(x), outputs.get('y_adapter_disabled')!))).toBeLessThan(1e-5);
     const saved = adapterStateDict(dora);
     const peft = await readTensorFile(fixturePath('conv', 'dora', 'adapter', 'adapter_model.safetensors'));
     expect([...saved.keys()].sort()).toEqual([...peft.keys()].sort());
@@ -167,7 +167,7 @@ describeWithBackends('conv DoRA parity with PEFT 0.10 (fixture conv/dora)', () =
     await saveAdapter(dora, join(scratch, 'saved'));
     const reloaded = await loadLoraModel(await loadBase(), join(scratch, 'saved'), { method: doraMethod });
     expect(maxAbsDifference(reloaded.model.forward(x), outputs.get('y')!)).toBeLessThan(1e-4);
-    const merged = dora.mergeAndUnload();
+    const merged = await dora.mergeAndUnload();
     expect(maxAbsDifference(merged.forward(x), outputs.get('y_merged')!)).toBeLessThan(1e-4);
     const expectedWeights = await readTensorFile(fixturePath('conv', 'dora', 'merged_model.safetensors'));
     for (const [name, tensor] of merged.stateDict()) expect([name, maxAbsDifference(tensor, expectedWeights.get(name)!) < 1e-5]).toEqual([name, true]);

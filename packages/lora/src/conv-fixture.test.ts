@@ -36,8 +36,8 @@ describeWithBackends('conv LoRA parity with PEFT 0.10 (fixture conv/lora)', () =
     const model = await loadBase();
     const lora = await loadLoraModel(model, fixturePath('conv', 'lora', 'adapter'));
     expect(maxAbsDifference(model.forward(x), outputs.get('y')!)).toBeLessThan(1e-4);
-    expect(lora.withAdaptersDisabled(() => maxAbsDifference(model.forward(x), outputs.get('y_adapter_disabled')!))).toBeLessThan(1e-5);
-    const merged = lora.mergeAndUnload();
+    expect(await lora.withAdaptersDisabled(() => maxAbsDifference(model.forward(x), outputs.get('y_adapter_disabled')!))).toBeLessThan(1e-5);
+    const merged = await lora.mergeAndUnload();
     expect(maxAbsDifference(merged.forward(x), outputs.get('y_merged')!)).toBeLessThan(1e-4);
     const expectedWeights = await readTensorFile(fixturePath('conv', 'lora', 'merged_model.safetensors'));
     for (const [name, tensor] of merged.stateDict()) {

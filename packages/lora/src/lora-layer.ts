@@ -121,7 +121,7 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
 
   deleteAdapter(adapterName: string): void {
     this.adapterSettings(adapterName);
-    if (this.merged.includes(adapterName)) this.unmerge();
+    if (this.merged.includes(adapterName)) throw mergedError(`cannot delete adapter '${adapterName}'`, this.merged);
     this.variants.get(adapterName)?.remove?.(this, adapterName);
     this.variants.delete(adapterName);
     this.deleteAdapterWeights(adapterName);
@@ -140,8 +140,8 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
 
   forward(input: tf.Tensor): tf.Tensor {
     if (this.disabled) {
-      // PEFT unmerges for good when adapters are disabled on a merged layer.
-      if (this.isMerged) this.unmerge();
+      // LoraModel.setAdaptersDisabled unmerges first, as PEFT does here.
+      if (this.isMerged) throw mergedError('cannot run with adapters disabled', this.merged);
       return this.baseLayer.forward(input);
     }
     if (this.isMerged) return this.baseLayer.forward(input);
@@ -159,7 +159,7 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
   }
 
   /** Merges the given (default: active) adapters into the base weight; safe mode checks finiteness first. */
-  merge(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): string[] {
+  async merge(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): Promise<string[]> {
     const access = this.weightAccess();
     const candidates = (options.adapterNames ?? this.active).filter((name) => this.settings.has(name) && !this.merged.includes(name));
     if (candidates.length === 0) return [];
@@ -169,10 +169,10 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
       return weight;
     });
     try {
-      if (options.safeMerge && !isAllFinite(merged)) {
+      if (options.safeMerge && !(await isAllFinite(merged))) {
         throw new MergeError(`NaNs detected in the merged weights. The adapter ${candidates.join(', ')} seems to be broken`);
       }
-      access.setBaseWeight(merged);
+      await access.setBaseWeight(merged);
     } finally {
       merged.dispose();
     }
@@ -181,7 +181,7 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
   }
 
   /** Subtracts merged adapters from the base weight, last merged first. */
-  unmerge(): void {
+  async unmerge(): Promise<void> {
     if (!this.isMerged) return;
     const access = this.weightAccess();
     const restored = tf.tidy(() => {
@@ -189,8 +189,11 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
       for (const name of [...this.merged].reverse()) weight = this.unmergedWeight(name, weight);
       return weight;
     });
-    access.setBaseWeight(restored);
-    restored.dispose();
+    try {
+      await access.setBaseWeight(restored);
+    } finally {
+      restored.dispose();
+    }
     this.merged.length = 0;
   }
 
@@ -243,6 +246,17 @@ const addKeepingNothing = tf.customGrad(((a: tf.Tensor, b: tf.Tensor) => ({
   gradFunc: (dy: tf.Tensor) => [tf.clone(dy), tf.clone(dy)],
 })) as unknown as Parameters<typeof tf.customGrad>[0]) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
-function isAllFinite(tensor: tf.Tensor): boolean {
-  return tf.tidy(() => tf.all(tf.isFinite(tensor)).dataSync()[0] === 1);
+/** Read back asynchronously: device backends (WebGPU) cannot read a tensor synchronously under Node. */
+async function isAllFinite(tensor: tf.Tensor): Promise<boolean> {
+  const allFinite = tf.tidy(() => tf.all(tf.isFinite(tensor)));
+  try {
+    return (await allFinite.data())[0] === 1;
+  } finally {
+    allFinite.dispose();
+  }
+}
+
+/** PEFT unmerges implicitly here; unmerging awaits the base's setBaseWeight, so synchronous callers are refused instead. */
+function mergedError(action: string, merged: readonly string[]): MergeError {
+  return new MergeError(`${action}: ${merged.join(', ')} merged into the base weight; await unmerge() first`);
 }

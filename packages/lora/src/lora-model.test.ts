@@ -38,7 +38,7 @@ describeWithBackends('LoraModel', () => {
     expect((patterned.getSubmodule('lin1') as LoraLinear).scaling('default')).toBe(17 / 3);
   });
 
-  it('disables, merges, unmerges and merge-and-unloads with equal outputs', () => {
+  it('disables, merges, unmerges and merge-and-unloads with equal outputs', async () => {
     manualSeed(1);
     const model = new Mlp();
     const input = mlpInput();
@@ -46,30 +46,48 @@ describeWithBackends('LoraModel', () => {
     const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0', 'lin1'], initLoraWeights: false }));
     const adapted = output(model, input);
     expect(maxAbsDifference(adapted, base)).toBeGreaterThan(1e-3);
-    expect(lora.withAdaptersDisabled(() => maxAbsDifference(output(model, input), base))).toBe(0);
-    lora.mergeAdapter();
+    expect(await lora.withAdaptersDisabled(() => maxAbsDifference(output(model, input), base))).toBe(0);
+    await lora.mergeAdapter();
     expect(maxAbsDifference(output(model, input), adapted)).toBeLessThan(1e-3);
-    lora.unmergeAdapter();
+    await lora.unmergeAdapter();
     expect(maxAbsDifference(output(model, input), adapted)).toBeLessThan(1e-3);
-    lora.mergeAdapter({ safeMerge: true });
+    await lora.mergeAdapter({ safeMerge: true });
     // Disabling a merged model unmerges it for good (PEFT behaviour).
-    expect(lora.withAdaptersDisabled(() => maxAbsDifference(output(model, input), base))).toBeLessThan(1e-3);
-    const plain = lora.mergeAndUnload();
+    expect(await lora.withAdaptersDisabled(() => maxAbsDifference(output(model, input), base))).toBeLessThan(1e-3);
+    const plain = await lora.mergeAndUnload();
     expect(plain.getSubmodule('lin0').kind).toBe('linear');
     expect(maxAbsDifference(output(plain, input), adapted)).toBeLessThan(1e-3);
     expect(plain.namedParameters().map(([name]) => name)).toEqual(['lin0.weight', 'lin0.bias', 'lin1.weight', 'lin1.bias']);
   });
 
-  it('safe merge refuses non-finite weights and leaves the base untouched', () => {
+  it('safe merge refuses non-finite weights and leaves the base untouched', async () => {
     const model = new Mlp();
     const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false }));
     const layer = model.getSubmodule('lin0') as LoraLinear;
     const before = layer.baseLayer.parameter('weight').value.dataSync().slice();
     layer.loraB('default').weight.set(tf.fill([20, 8], NaN));
-    expect(() => lora.mergeAdapter({ safeMerge: true })).toThrow(MergeError);
-    expect(() => lora.mergeAndUnload({ safeMerge: true })).toThrow(/NaNs detected in the merged weights/);
+    await expect(lora.mergeAdapter({ safeMerge: true })).rejects.toThrow(MergeError);
+    await expect(lora.mergeAndUnload({ safeMerge: true })).rejects.toThrow(/NaNs detected in the merged weights/);
     expect(Array.from(layer.baseLayer.parameter('weight').value.dataSync())).toEqual(Array.from(before));
     expect(model.getSubmodule('lin0')).toBe(layer);
+  });
+
+  it('refuses to switch, add or delete adapters while merged (unmerging is async), and disabling unmerges', async () => {
+    const model = new Mlp();
+    const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false }));
+    lora.addAdapter('other', createLoraConfig({ targetModules: ['lin0'] }));
+    await lora.mergeAdapter();
+    expect(() => lora.setAdapter('other')).toThrow(/cannot switch to adapter 'other': default merged into the base weights; await unmergeAdapter\(\) first/);
+    expect(() => lora.addAdapter('third', createLoraConfig({ targetModules: ['lin0'] }))).toThrow(MergeError);
+    expect(() => lora.deleteAdapter('default')).toThrow(MergeError);
+    lora.deleteAdapter('other');
+    const layer = model.getSubmodule('lin0') as LoraLinear;
+    layer.setAdaptersDisabled(true);
+    expect(() => layer.forward(mlpInput())).toThrow(/cannot run with adapters disabled: default merged/);
+    await lora.setAdaptersDisabled(true);
+    expect(layer.isMerged).toBe(false);
+    await lora.setAdaptersDisabled(false);
+    lora.deleteAdapter('default');
   });
 
   it('holds several adapters: add (inactive), switch, delete', () => {

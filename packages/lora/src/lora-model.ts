@@ -74,17 +74,16 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
   /** Injects another adapter, inactive (PEFT `add_adapter`); the active one stays active. */
   addAdapter(adapterName: string, config: LoraConfig): void {
     if (this.configs.has(adapterName)) throw new PeftError(`adapter '${adapterName}' already exists`);
+    this.refuseWhileMerged(`cannot add adapter '${adapterName}'`);
     this.inject(adapterName, config);
     this.setAdapter(this.activeName);
   }
 
-  /** Activates one adapter (unmerging first where merged) and makes only its parameters trainable. */
+  /** Activates one adapter and makes only its parameters trainable. */
   setAdapter(adapterName: string): void {
     if (!this.configs.has(adapterName)) throw this.unknownAdapter(adapterName);
-    for (const [, layer] of this.loraLayers()) {
-      if (layer.isMerged) layer.unmerge();
-      layer.setActiveAdapters([adapterName]);
-    }
+    this.refuseWhileMerged(`cannot switch to adapter '${adapterName}'`);
+    for (const [, layer] of this.loraLayers()) layer.setActiveAdapters([adapterName]);
     for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.activeAdapter = wrapper.copyFor(adapterName) ? adapterName : null;
     this.activeName = adapterName;
     this.markTrainable();
@@ -92,6 +91,7 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
 
   deleteAdapter(adapterName: string): void {
     if (!this.configs.has(adapterName)) throw this.unknownAdapter(adapterName);
+    this.refuseWhileMerged(`cannot delete adapter '${adapterName}'`, adapterName);
     for (const [, layer] of this.loraLayers()) {
       if (layer.adapterNames.includes(adapterName)) layer.deleteAdapter(adapterName);
     }
@@ -101,43 +101,39 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     this.markTrainable();
   }
 
-  /** Runs `body` with every adapter off (PEFT `disable_adapter()`); merged layers are unmerged. */
-  withAdaptersDisabled<T>(body: () => T): T {
-    this.setAdaptersDisabled(true);
-    let result: T;
+  /** Runs `body` with every adapter off (PEFT `disable_adapter()`); merged layers are unmerged for good. */
+  async withAdaptersDisabled<T>(body: () => T | Promise<T>): Promise<T> {
+    await this.setAdaptersDisabled(true);
     try {
-      result = body();
-    } catch (error) {
-      this.setAdaptersDisabled(false);
-      throw error;
+      return await body();
+    } finally {
+      await this.setAdaptersDisabled(false);
     }
-    // An async body keeps adapters off until it settles.
-    if (result instanceof Promise) return result.finally(() => this.setAdaptersDisabled(false)) as T;
-    this.setAdaptersDisabled(false);
-    return result;
   }
 
-  setAdaptersDisabled(disabled: boolean): void {
+  /** Disabling unmerges merged layers for good, as PEFT does. */
+  async setAdaptersDisabled(disabled: boolean): Promise<void> {
+    if (disabled) await this.unmergeAdapter();
     for (const [, layer] of this.loraLayers()) layer.setAdaptersDisabled(disabled);
     for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.adaptersDisabled = disabled;
   }
 
   /** Merges adapters into the base weights in place (PEFT `merge_adapter`). */
-  mergeAdapter(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): void {
+  async mergeAdapter(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): Promise<void> {
     if (this.isReplicated()) {
       throw new MergeError(
         'cannot merge in place: replicated layers share base weights (layer_replication); use mergeAndUnload(), which gives each layer its own merged copy',
       );
     }
-    for (const [, layer] of this.loraLayers()) layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
+    for (const [, layer] of this.loraLayers()) await layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
   }
 
-  unmergeAdapter(): void {
-    for (const [, layer] of this.loraLayers()) layer.unmerge();
+  async unmergeAdapter(): Promise<void> {
+    for (const [, layer] of this.loraLayers()) await layer.unmerge();
   }
 
   /** Merges, then replaces every LoRA layer by its base layer; returns the plain model. */
-  mergeAndUnload(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): MODEL {
+  async mergeAndUnload(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): Promise<MODEL> {
     // Replicas share base tensors; each position needs its own before its own ΔW goes in.
     if (this.isReplicated()) unshareLayerParameters(this.model as unknown as DecoderModel);
     // Merge everywhere first so a safe-merge failure leaves the model wrapped and unchanged.
@@ -145,20 +141,20 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     const mergedSoFar: LoraLayer[] = [];
     try {
       for (const [, layer] of layers) {
-        layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
+        await layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
         mergedSoFar.push(layer);
       }
     } catch (error) {
-      for (const layer of mergedSoFar) layer.unmerge();
+      for (const layer of mergedSoFar) await layer.unmerge();
       throw error;
     }
     return this.unwrap(layers);
   }
 
   /** Removes every LoRA layer without merging; returns the original model. */
-  unload(): MODEL {
+  async unload(): Promise<MODEL> {
     const layers = this.loraLayers();
-    for (const [, layer] of layers) layer.unmerge();
+    for (const [, layer] of layers) await layer.unmerge();
     return this.unwrap(layers);
   }
 
@@ -227,6 +223,17 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
       for (const [, layer] of this.loraLayers()) {
         if (layer.baseLayer.hasParameter('bias')) layer.baseLayer.parameter('bias').requiresGrad = true;
       }
+    }
+  }
+
+  /**
+   * PEFT unmerges before switching, adding or deleting adapters; unmerging awaits the bases' setBaseWeight here, so
+   * these synchronous methods refuse a merged model (or, given `adapterName`, one with that adapter merged) instead.
+   */
+  private refuseWhileMerged(action: string, adapterName?: string): void {
+    const merged = new Set(this.loraLayers().flatMap(([, layer]) => layer.mergedAdapters));
+    if (adapterName === undefined ? merged.size > 0 : merged.has(adapterName)) {
+      throw new MergeError(`${action}: ${[...merged].join(', ')} merged into the base weights; await unmergeAdapter() first`);
     }
   }
 

@@ -83,14 +83,14 @@ describeWithBackends('Linear4bit', () => {
     expect(fp4).toBe(nf4);
   });
 
-  it.each([false, true])('setBaseWeight re-quantizes in place (double quant %s)', (compressStatistics) => {
+  it.each([false, true])('setBaseWeight re-quantizes in place (double quant %s)', async (compressStatistics) => {
     const weight = tf.tensor2d(fixtureWeight, [64, 128]);
     const layer = Linear4bit.fromWeight(weight, { quantType: 'nf4', compressStatistics });
     const replacement = seededUniform(64 * 128, 12, -3, 3);
     const expected = quantize4bit(replacement, { quantType: 'nf4', compressStatistics, shape: [64, 128] });
     const replacementTensor = tf.tensor2d(replacement, [64, 128]);
     const memory = tf.memory();
-    layer.weightAccess.setBaseWeight(replacementTensor);
+    await layer.weightAccess.setBaseWeight(replacementTensor);
     expect(tf.memory().numBytes).toBe(memory.numBytes);
     expect(tf.memory().numTensors).toBe(memory.numTensors);
     expect(layer.quantized()).toEqual(expected);
@@ -111,11 +111,11 @@ describeWithBackends('Linear4bit', () => {
     layer.dispose();
   });
 
-  it('names the layer in its errors', () => {
+  it('names the layer in its errors', async () => {
     const weight = tf.tensor2d(fixtureWeight, [64, 128]);
     const layer = Linear4bit.fromWeight(weight);
     expect(() => layer.forward(tf.zeros([2, 64]))).toThrow(/Linear4bit: input has 64 features, the layer takes 128/);
-    expect(() => layer.weightAccess.setBaseWeight(tf.zeros([128, 64]))).toThrow(/Linear4bit: setBaseWeight expects \[64, 128\]/);
+    await expect(layer.weightAccess.setBaseWeight(tf.zeros([128, 64]))).rejects.toThrow(/Linear4bit: setBaseWeight expects \[64, 128\]/);
     expect(() => Linear4bit.fromWeight(weight, { bias: tf.zeros([3]) })).toThrow(/Linear4bit: bias must be \[64\]/);
     expect(() => Linear4bit.fromWeight(tf.zeros([64]))).toThrow(/Linear4bit: the weight must be \[out, in\]/);
     const { packed, state } = layer.quantized();

@@ -174,12 +174,12 @@ export class Linear4bit extends Module implements LinearLike {
   }
 
   /** Quantizes `weight` again with the same settings (merging into a 4-bit layer, as PEFT does with bnb). */
-  private requantize(weight: tf.Tensor): void {
+  private async requantize(weight: tf.Tensor): Promise<void> {
     if (weight.shape.length !== 2 || weight.shape[0] !== this.outFeatures || weight.shape[1] !== this.inFeatures) {
       throw new PeftError(`Linear4bit: setBaseWeight expects [${this.outFeatures}, ${this.inFeatures}], got [${weight.shape}]`);
     }
     const { quantType, blocksize, shape, dtype } = this.state;
-    const { packed, state } = quantize4bit(Float32Array.from(weight.dataSync()), {
+    const { packed, state } = quantize4bit(Float32Array.from(await weight.data()), {
       quantType,
       blocksize,
       shape,

@@ -78,7 +78,7 @@ describeWithBackends('Linear8bitLt', () => {
     layer.dispose();
   });
 
-  it('getBaseWeight is int8_vectorwise_dequant bit for bit; setBaseWeight re-quantizes in place', () => {
+  it('getBaseWeight is int8_vectorwise_dequant bit for bit; setBaseWeight re-quantizes in place', async () => {
     const weight = tf.tensor2d(fixtureWeight, [64, 128]);
     const layer = Linear8bitLt.fromWeight(weight, { threshold: 6 });
     const base = layer.weightAccess.getBaseWeight();
@@ -87,7 +87,7 @@ describeWithBackends('Linear8bitLt', () => {
     const replacement = seededUniform(64 * 128, 25, -3, 3);
     const replacementTensor = tf.tensor2d(replacement, [64, 128]);
     const memory = tf.memory();
-    layer.weightAccess.setBaseWeight(replacementTensor);
+    await layer.weightAccess.setBaseWeight(replacementTensor);
     expect(tf.memory().numBytes).toBe(memory.numBytes);
     expect(tf.memory().numTensors).toBe(memory.numTensors);
     const { quantized, rowStats } = int8VectorwiseQuantize(replacement, 64, 128);
@@ -119,11 +119,11 @@ describeWithBackends('Linear8bitLt', () => {
     layer.dispose();
   });
 
-  it('names the layer in its errors', () => {
+  it('names the layer in its errors', async () => {
     const weight = tf.tensor2d(fixtureWeight, [64, 128]);
     const layer = Linear8bitLt.fromWeight(weight);
     expect(() => layer.forward(tf.zeros([2, 64]))).toThrow(/Linear8bitLt: input has 64 features, the layer takes 128/);
-    expect(() => layer.weightAccess.setBaseWeight(tf.zeros([128, 64]))).toThrow(/Linear8bitLt: setBaseWeight expects \[64, 128\]/);
+    await expect(async () => layer.weightAccess.setBaseWeight(tf.zeros([128, 64]))).rejects.toThrow(/Linear8bitLt: setBaseWeight expects \[64, 128\]/);
     expect(() => Linear8bitLt.fromWeight(weight, { threshold: -1 })).toThrow(/Linear8bitLt: threshold must be ≥ 0/);
     expect(() => Linear8bitLt.fromWeight(weight, { bias: tf.zeros([3]) })).toThrow(/Linear8bitLt: bias must be \[64\]/);
     const { quantized, rowStats } = layer.quantized();

@@ -187,12 +187,12 @@ export class Linear8bitLt extends Module implements LinearLike {
     return tf.add(output, matMul(tf.gather(flat, indices, 1), outlierWeight, false, true)) as tf.Tensor2D;
   }
 
-  /** Quantizes `weight` again row-wise (merging into an 8-bit layer, as PEFT does with bnb). */
-  private requantize(weight: tf.Tensor): void {
+  /** Quantizes `weight` again row-wise (merging into an 8-bit layer, as PEFT does with bnb), on the host. */
+  private async requantize(weight: tf.Tensor): Promise<void> {
     if (weight.shape.length !== 2 || weight.shape[0] !== this.outFeatures || weight.shape[1] !== this.inFeatures) {
       throw new PeftError(`Linear8bitLt: setBaseWeight expects [${this.outFeatures}, ${this.inFeatures}], got [${weight.shape}]`);
     }
-    const quantized = int8VectorwiseQuantize(Float32Array.from(weight.dataSync()), this.outFeatures, this.inFeatures);
+    const quantized = int8VectorwiseQuantize(Float32Array.from(await weight.data()), this.outFeatures, this.inFeatures);
     const [codes, rowStats] = storageTensors(quantized);
     this.parameter('weight').set(codes, 'Linear8bitLt weight');
     this.parameter('SCB').set(rowStats, 'Linear8bitLt SCB');

@@ -171,7 +171,7 @@ describeWithBackends('quantized Mistral (QLoRA)', () => {
     ['4-bit', true],
     ['8-bit', false],
     ['8-bit', true],
-  ] as const)('%s: merging LoRA (DoRA %s) re-quantizes; the merged output stays within the quantization error', (kind, useDora) => {
+  ] as const)('%s: merging LoRA (DoRA %s) re-quantizes; the merged output stays within the quantization error', async (kind, useDora) => {
     const weight = tf.randomNormal([48, 128], 0, 0.2, 'float32', 41);
     const layer: Linear4bit | Linear8bitLt =
       kind === '4-bit' ? Linear4bit.fromWeight(weight, { quantType: 'nf4', compressStatistics: true }) : Linear8bitLt.fromWeight(weight, { threshold: 6 });
@@ -194,10 +194,10 @@ describeWithBackends('quantized Mistral (QLoRA)', () => {
       ? tf.div(wrapped.parameterDict(MAGNITUDE_PARAMETER).get('default')!.value, rowNorms(tf.add(dequantized, wrapped.deltaWeight('default'))))
       : tf.ones([48]);
     // W' = the merge done in float (the float twin merges without rounding).
-    floatLora.mergeAdapter();
+    await floatLora.mergeAdapter();
     const mergedFloat = floatLayer.weight.value.clone();
     const bytes = tf.memory().numBytes;
-    lora.mergeAdapter();
+    await lora.mergeAdapter();
     // Re-quantizing reuses the storage; DoRA keeps the merge-time norms [48] to unmerge later, as PEFT does.
     expect(tf.memory().numBytes - bytes).toBe(useDora ? 4 * 48 : 0);
     expect(model.child<LoraLinear>('proj').baseLayer).toBe(layer);

@@ -22,9 +22,9 @@ export function registerLogitsCommand(program: Command): void {
     }
     const attentionMask = inputs.get('attention_mask') ?? null;
     if ((options.merge || options.disableAdapters) && !lora) throw new PeftError('--merge and --disable-adapters need an --adapter');
-    const target = options.merge ? lora!.mergeAndUnload() : model;
+    const target = options.merge ? await lora!.mergeAndUnload() : model;
     const compute = () => tf.tidy(() => target.forward({ inputIds: inputIds as tf.Tensor2D, attentionMask }).logits);
-    const logits = options.disableAdapters ? lora!.withAdaptersDisabled(compute) : compute();
+    const logits = options.disableAdapters ? await lora!.withAdaptersDisabled(compute) : compute();
     await writeTensorFile(options.out, new Map([['logits', logits]]), { format: 'pt' });
     process.stderr.write(`logits [${logits.shape}] written to ${options.out}\n`);
   });

@@ -17,7 +17,7 @@ export function registerMergeCommand(program: Command): void {
   ).action(async (options: ModelOptions & { out: string; safe?: boolean }) => {
     if (options.adapter.length === 0) throw new PeftError('merge needs an --adapter directory');
     const { lora } = await openModel(options, false);
-    const merged = lora!.mergeAndUnload({ safeMerge: options.safe });
+    const merged = await lora!.mergeAndUnload({ safeMerge: options.safe });
     await mkdir(options.out, { recursive: true });
     const files = await saveMistral(merged, options.out);
     for (const file of TOKENIZER_FILES) await copyFile(join(options.model, file), join(options.out, file)).catch(() => undefined);

@@ -97,7 +97,7 @@ describeWithBackends('AdamW', () => {
     second.dispose();
   });
 
-  it('continues bit-for-bit from a saved state, and keeps the tensor count flat across steps', () => {
+  it('continues bit-for-bit from a saved state, and keeps the tensor count flat across steps', async () => {
     const initial = values(6, 7);
     const gradientSteps = [0, 1, 2, 3, 4, 5].map((step) => tf.tensor1d(values(6, 200 + step)));
     const run = (optimizer: AdamW, from: number, to: number) => {
@@ -120,7 +120,7 @@ describeWithBackends('AdamW', () => {
     expect([...saved.keys()].sort()).toEqual(['w.exp_avg', 'w.exp_avg_sq', 'w.step']);
     interrupted.dispose();
     const resumed = new AdamW([['w', resumedParameter]], { weightDecay: 0.01 });
-    resumed.loadState(saved);
+    await resumed.loadState(saved);
     tf.dispose([...saved.values()]);
     run(resumed, 3, 6);
     expect(Array.from(resumedParameter.value.dataSync())).toEqual(Array.from(straight.value.dataSync()));
@@ -131,7 +131,7 @@ describeWithBackends('AdamW', () => {
     resumedParameter.dispose();
   });
 
-  it('rejects state that does not fit, naming the entries', () => {
+  it('rejects state that does not fit, naming the entries', async () => {
     const parameter = new Parameter(tf.tensor1d([1, 2, 3]));
     const optimizer = new AdamW([['w', parameter]]);
     const wrong = new Map<string, tf.Tensor>([
@@ -140,8 +140,8 @@ describeWithBackends('AdamW', () => {
       ['w.step', tf.scalar(1)],
       ['v.step', tf.scalar(1)],
     ]);
-    expect(() => optimizer.loadState(wrong, 'checkpoint-3/optimizer.safetensors')).toThrow(OptimizerStateError);
-    expect(() => optimizer.loadState(wrong, 'checkpoint-3/optimizer.safetensors')).toThrow(
+    await expect(optimizer.loadState(wrong, 'checkpoint-3/optimizer.safetensors')).rejects.toThrow(OptimizerStateError);
+    await expect(optimizer.loadState(wrong, 'checkpoint-3/optimizer.safetensors')).rejects.toThrow(
       /checkpoint-3\/optimizer\.safetensors: .*w\.exp_avg: expected float32 \[3\], got float32 \[2\].*unexpected: v\.step/,
     );
     tf.dispose([...wrong.values()]);

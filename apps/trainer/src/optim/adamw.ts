@@ -85,8 +85,11 @@ export class AdamW {
     return result;
   }
 
-  /** Replaces the state with one produced by `state()`; the caller keeps ownership of `tensors`. */
-  loadState(tensors: ReadonlyMap<string, tf.Tensor>, source = 'optimizer state'): void {
+  /**
+   * Replaces the state with one produced by `state()`; the caller keeps ownership of `tensors`. Async because it reads
+   * the step scalars, which device backends only read back asynchronously.
+   */
+  async loadState(tensors: ReadonlyMap<string, tf.Tensor>, source = 'optimizer state'): Promise<void> {
     const problems: string[] = [];
     const claimed = new Set<string>();
     const loaded = new Map<string, { step: number; expAverage: tf.Tensor; expAverageSquared: tf.Tensor }>();
@@ -105,7 +108,7 @@ export class AdamW {
           problems.push(`${key}: expected float32 [${parameter.shape}], got ${tensor.dtype} [${tensor.shape}]`);
         }
       }
-      const stepValue = step.size === 1 ? step.dataSync()[0] : NaN;
+      const stepValue = step.size === 1 ? (await step.data())[0] : NaN;
       if (!(Number.isInteger(stepValue) && stepValue > 0)) problems.push(`${keys[2]}: expected a positive integer scalar`);
       loaded.set(name, { step: stepValue, expAverage, expAverageSquared });
     }

@@ -148,7 +148,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
           }
         }
         await options.readAdapter(directory);
-        optimizer.loadState(checkpoint.optimizerState, join(directory, OPTIMIZER_FILE_NAME));
+        await optimizer.loadState(checkpoint.optimizerState, join(directory, OPTIMIZER_FILE_NAME));
       } finally {
         tf.dispose([...checkpoint.optimizerState.values()]);
       }

@@ -77,7 +77,7 @@ export class MistralAttention extends Module {
 function maskedSoftmax(scores: tf.Tensor, scale: number, mask: tf.Tensor | null, perHead: number[]): tf.Tensor {
   const run = tf.customGrad(((grouped: tf.Tensor, save: (tensors: tf.Tensor[]) => void) => {
     const scaled = tf.div(tf.reshape(grouped, perHead), scale);
-    const probabilities = tf.reshape(tf.softmax(mask ? tf.add(scaled, mask) : scaled), grouped.shape);
+    const probabilities = tf.reshape(tf.softmax(mask ? withRowMaxZero(tf.add(scaled, mask)) : scaled), grouped.shape);
     save([probabilities]);
     return {
       value: probabilities,
@@ -86,4 +86,13 @@ function maskedSoftmax(scores: tf.Tensor, scale: number, mask: tf.Tensor | null,
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (grouped: tf.Tensor) => tf.Tensor;
   return run(scores);
+}
+
+/**
+ * `x − max(x)` over the last axis. tfjs' WebGPU softmax starts its row max at −3.402823e38, above float32 min, so a
+ * fully masked row (a left-padding query) would come out 0/0 = NaN there instead of uniform. Softmax subtracts the row
+ * max itself, now an exact 0, so on the other backends the result is the same bit for bit.
+ */
+function withRowMaxZero(scores: tf.Tensor): tf.Tensor {
+  return tf.sub(scores, tf.max(scores, -1, true));
 }

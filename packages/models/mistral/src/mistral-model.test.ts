@@ -59,6 +59,24 @@ describeWithBackends('MistralForCausalLM against transformers 4.39 (fixture)', (
     logits.dispose();
   });
 
+  it('takes explicit position ids in [0, past + T); another makes its row NaN rather than silently wrong', () => {
+    tf.tidy(() => {
+      const { inputIds } = inputs;
+      const [batch, length] = inputIds.shape;
+      const positions = (firstRowLast: number) =>
+        tf.tensor2d(Int32Array.from({ length: batch * length }, (_, index) => (index === length - 1 ? firstRowLast : index % length)), [batch, length]);
+      const implicit = model.forward({ inputIds }).logits;
+      const explicit = model.forward({ inputIds, positionIds: positions(length - 1) }).logits;
+      expect(maxAbsDifference(explicit, implicit)).toBe(0);
+      for (const outside of [-1, length]) {
+        const { logits } = model.forward({ inputIds, positionIds: positions(outside) });
+        const [first, others] = tf.split(logits, [1, batch - 1], 0);
+        expect(tf.all(tf.isNaN(first)).dataSync()[0]).toBe(1);
+        expect(maxAbsDifference(others, tf.slice(implicit, [1, 0, 0], [batch - 1, -1, -1]))).toBe(0);
+      }
+    });
+  });
+
   it('reproduces the logits without a sliding window', async () => {
     const unwindowed = await loadMistral(baseModelDirectory, { configOverrides: { sliding_window: null } });
     const { logits } = unwindowed.eval().forward({ inputIds: inputs.inputIds });

@@ -12,8 +12,9 @@ export type MistralForwardInput = {
   /** 1 keep / 0 padding over [batch, past + T] (left padding); absent means all ones. */
   readonly attentionMask?: tf.Tensor | null;
   /**
-   * Rotary positions [batch, T]. Absent means `past … past+T−1` for every row, as transformers 4.39's forward does
-   * even with padding (generation passes mask-derived positions explicitly).
+   * Rotary positions [batch, T], each in `[0, past + T)` (others give NaN outputs, see RotaryEmbedding.gather). Absent
+   * means `past … past+T−1` for every row, as transformers 4.39's forward does even with padding (generation passes
+   * mask-derived positions explicitly).
    */
   readonly positionIds?: tf.Tensor | null;
   /** Reused and extended across calls (incremental decoding). */
@@ -58,7 +59,7 @@ export class MistralTransformer extends Module {
       queryLength: length,
       pastLength,
       keyStart: cache?.keyStart ?? 0,
-      paddingMask: input.attentionMask ? readMask(input.attentionMask, batch, pastLength + length) : null,
+      paddingMask: input.attentionMask,
       slidingWindow: this.slidingWindow,
     });
     try {
@@ -102,9 +103,7 @@ export class MistralTransformer extends Module {
     if (positionIds.size !== batch * length) {
       throw new PeftError(`positionIds: expected shape [${batch}, ${length}], got [${positionIds.shape}]`);
     }
-    const positions = Int32Array.from(positionIds.dataSync());
-    if (positions.some((position) => position < 0)) throw new PeftError('positionIds: positions must be non-negative');
-    return this.rotary.gather(positions, batch, length);
+    return this.rotary.gather(positionIds, batch, length, pastLength + length);
   }
 
   /** Frees the parameters and the cached rotary tables. */
@@ -112,11 +111,4 @@ export class MistralTransformer extends Module {
     super.dispose();
     this.rotary.dispose();
   }
-}
-
-function readMask(mask: tf.Tensor, batch: number, totalLength: number): ArrayLike<number> {
-  if (mask.size !== batch * totalLength) {
-    throw new PeftError(`attentionMask: expected shape [${batch}, ${totalLength}] (past + new tokens), got [${mask.shape}]`);
-  }
-  return mask.dataSync();
 }

@@ -44,17 +44,23 @@ export class RotaryEmbedding {
     });
   }
 
-  /** Angles for explicit positions [B, T] (left-padded batches during generation). */
-  gather(positions: Int32Array, batch: number, length: number): RotaryAngles {
-    let largest = 0;
-    for (const position of positions) largest = Math.max(largest, position);
-    this.ensureLength(largest + 1);
+  /**
+   * Angles for explicit positions [B, T] (left-padded batches during generation), looked up on the device: the
+   * positions may have been computed there, where they cannot be read back synchronously. Positions must lie in
+   * `[0, limit)`, as transformers 4.39 indexes a table of `past + T` rows; checking that would need a host read, so any
+   * other position gets NaN angles (and NaN outputs) rather than a wrong rotation.
+   */
+  gather(positionIds: tf.Tensor, batch: number, length: number, limit: number): RotaryAngles {
+    this.ensureLength(limit);
     return tf.tidy(() => {
-      const indices = tf.tensor1d(positions, 'int32');
+      const positions = tf.cast(tf.reshape(positionIds, [-1]), 'int32');
+      const inRange = tf.logicalAnd(tf.greaterEqual(positions, 0), tf.less(positions, limit));
+      const indices = tf.where(inRange, positions, tf.zerosLike(positions));
+      const outOfRange = tf.reshape(tf.where(inRange, 0, NaN), [-1, 1]);
       const shape: [number, number, number, number] = [batch, length, 1, this.headDimension];
       return {
-        cos: tf.reshape(tf.gather(this.cosTable!, indices), shape) as tf.Tensor4D,
-        sin: tf.reshape(tf.gather(this.sinTable!, indices), shape) as tf.Tensor4D,
+        cos: tf.reshape(tf.add(tf.gather(this.cosTable!, indices), outOfRange), shape) as tf.Tensor4D,
+        sin: tf.reshape(tf.add(tf.gather(this.sinTable!, indices), outOfRange), shape) as tf.Tensor4D,
       };
     });
   }

@@ -45,7 +45,7 @@ export async function saveMistral(model: MistralForCausalLM, directory: string, 
         problems.push(`${name}: expected [${parameter.shape.join(', ')}], got [${value.shape.join(', ')}]`);
         continue;
       }
-      tensors.set(name, { dtype: 'F32', shape: [...value.shape], data: value.dataSync() as Float32Array });
+      tensors.set(name, { dtype: 'F32', shape: [...value.shape], data: (await value.data()) as Float32Array });
     } finally {
       value.dispose();
     }
