@@ -27,14 +27,14 @@ const MEGABYTE = 2 ** 20;
  * Fastest of `rounds` timed calls of each function, taken in turns so that load from other processes hits both
  * alike; each must block until its result is ready.
  */
-function bestSecondsInTurns(rounds: number, runs: readonly (() => void)[]): number[] {
+async function bestSecondsInTurns(rounds: number, runs: readonly (() => Promise<unknown>)[]): Promise<number[]> {
   const best = runs.map(() => Infinity);
   for (let round = 0; round < rounds; round++) {
-    runs.forEach((run, index) => {
+    for (const [index, run] of runs.entries()) {
       const start = performance.now();
-      run();
+      await run();
       best[index] = Math.min(best[index], (performance.now() - start) / 1000);
-    });
+    }
   }
   return best;
 }
@@ -131,17 +131,21 @@ export async function runQuantBench(): Promise<BenchResult[]> {
     const floatModel = await loadMistral(directory);
     for (const current of [model, floatModel]) current.eval();
     const inputIds = tf.randomUniformInt([1, 256], 0, 8192, 3) as tf.Tensor2D;
-    const forward = (current: MistralForCausalLM) => () => tf.tidy(() => current.forward({ inputIds }).logits.dataSync());
+    const forward = (current: MistralForCausalLM) => async () => {
+      const logits = tf.tidy(() => current.forward({ inputIds }).logits);
+      await logits.data();
+      logits.dispose();
+    };
     // Frozen (as in QLoRA) and trainable float weights: core's matMul reuses a frozen weight's transpose.
     const quantizedStorage = new Set(model.namedModules().flatMap(([, module]) => (module instanceof Linear4bit ? module.parameters() : [])));
     for (const frozen of [true, false]) {
       for (const parameter of [...model.parameters(), ...floatModel.parameters()]) parameter.requiresGrad = !frozen && !quantizedStorage.has(parameter);
       // Warm-up: kernels compiled, every weight touched.
-      forward(model)();
-      forward(floatModel)();
-      const [quantizedSeconds, floatSeconds] = bestSecondsInTurns(4, [forward(model), forward(floatModel)]);
+      await forward(model)();
+      await forward(floatModel)();
+      const [quantizedSeconds, floatSeconds] = await bestSecondsInTurns(4, [forward(model), forward(floatModel)]);
       results.push({
-        name: `4-bit forward time, ${frozen ? 'frozen' : 'trainable'} weights (small, wasm)`,
+        name: `4-bit forward time, ${frozen ? 'frozen' : 'trainable'} weights (small, ${backend.name})`,
         value: quantizedSeconds,
         unit: 's',
         baseline: floatSeconds,
