@@ -6,7 +6,7 @@ import { createBitsAndBytesConfig, createLoraConfig, type BitsAndBytesConfigInpu
 import { quantizedLinearFactory } from '@peft-ts/quant';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraLinear, LoraModel, loadLoraModel } from '@peft-ts/lora';
-import { KeyValueCache, loadMistral, saveMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
+import { KeyValueCache, generate, loadMistral, saveMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +99,20 @@ async function deviceMaskedLogits(backend: BackendName): Promise<Float32Array> {
   return values;
 }
 
+/** Greedy continuations of two prompts of different lengths (so one is left-padded) by a QLoRA model. */
+async function qloraGenerations(backend: BackendName): Promise<number[][]> {
+  await initBackend(backend);
+  const inputIds = (await readTensorFile(fixturePath('mistral', 'inputs.safetensors'))).get('input_ids') as tf.Tensor2D;
+  const rows = (await inputIds.array()) as number[][];
+  inputIds.dispose();
+  const createLinear = quantizedLinearFactory(createBitsAndBytesConfig({ loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true }));
+  const model = await loadMistral(fixturePath('mistral', 'base_model'), { createLinear });
+  await loadLoraModel(model, fixturePath('mistral', 'lora', 'adapter'));
+  const { tokens } = await generate(model, [rows[0].slice(0, 9), rows[1].slice(0, 4)], { maxNewTokens: 12, stopTokenIds: [] });
+  model.dispose();
+  return tokens;
+}
+
 describe.skipIf(!webgpuAvailable)('webgpu (small sizes) matches cpu', () => {
   it.each([undefined, 'lora', 'dora', 'layer_replication'])('fixture logits with adapter %s', async (adapter) => {
     const reference = await fixtureLogits('cpu', { adapter });
@@ -175,6 +189,11 @@ describe.skipIf(!webgpuAvailable)('webgpu (small sizes) matches cpu', () => {
     const reference = await deviceMaskedLogits('cpu');
     const webgpu = await deviceMaskedLogits('webgpu');
     expect(maxAbsDifference(webgpu, reference)).toBeLessThan(1e-4);
+  });
+
+  it('greedy generation from a 4-bit base with LoRA gives the cpu tokens', async () => {
+    const reference = await qloraGenerations('cpu');
+    expect(await qloraGenerations('webgpu')).toEqual(reference);
   });
 
   it('refuses a tensor over the storage-buffer limit instead of reading back zeros', async () => {
