@@ -6,7 +6,6 @@ import { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
 import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
 import { bytesOfWords, packBytesIntoWords } from './packed-words.js';
-import { shareQuantizedLayer } from './share-quantized-layer.js';
 import type { QuantState4bit, QuantType } from './quant-state.js';
 import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
 
@@ -50,35 +49,22 @@ export class Linear4bit extends Module implements LinearLike {
     return new Linear4bit(quantized, { bias });
   }
 
-  /** Wraps already quantized data; `state.shape` is [out, in]. */
-  constructor(quantized: Quantized4bit, options: { readonly bias?: tf.Tensor | null } = {}) {
+  /**
+   * Wraps already quantized data (`state.shape` is [out, in]), or, given another layer, makes a replica holding that
+   * layer's very parameters (layer replication): nothing is read back or copied.
+   */
+  constructor(source: Quantized4bit | Linear4bit, options: { readonly bias?: tf.Tensor | null } = {}) {
     super();
-    const { packed, state } = quantized;
-    if (state.shape.length !== 2) throw new PeftError(`Linear4bit: the quantized weight must be [out, in], got [${state.shape}]`);
-    [this.outFeatures, this.inFeatures] = state.shape;
-    if (packed.length !== Math.ceil((this.outFeatures * this.inFeatures) / 2)) {
-      throw new PeftError(`Linear4bit: [${state.shape}] needs ${Math.ceil((this.outFeatures * this.inFeatures) / 2)} packed bytes, got ${packed.length}`);
-    }
-    const bias = options.bias ?? null;
-    if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
-      throw new PeftError(`Linear4bit: bias must be [${this.outFeatures}], got [${bias.shape}]`);
-    }
-    this.state = {
-      quantType: state.quantType,
-      blocksize: state.blocksize,
-      shape: [...state.shape],
-      dtype: state.dtype,
-      offset: state.nested ? state.nested.offset : null,
-      nestedBlocksize: state.nested ? state.nested.blocksize : 0,
-    };
-    this.registerParameter('weight', frozenParameter(packedWordsTensor(packed)));
-    if (state.nested) {
-      this.registerParameter('absmax', frozenParameter(tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')));
-      this.registerParameter('nested_absmax', frozenParameter(tf.tensor1d(state.nested.absmax)));
+    const shape = source instanceof Linear4bit ? [source.outFeatures, source.inFeatures] : source.state.shape;
+    if (shape.length !== 2) throw new PeftError(`Linear4bit: the quantized weight must be [out, in], got [${shape}]`);
+    [this.outFeatures, this.inFeatures] = shape;
+    if (source instanceof Linear4bit) {
+      this.state = source.state;
+      for (const [name, parameter] of source.directParameters()) this.registerParameter(name, parameter);
+      this.training = source.training;
     } else {
-      this.registerParameter('absmax', frozenParameter(tf.tensor1d(state.absmax)));
+      this.state = this.registerStorage(source, options.bias ?? null);
     }
-    this.registerParameter('bias', bias ? new Parameter(bias) : null);
     this.weightAccess = {
       supportsMerge: true,
       getBaseWeight: () => this.dequantize(),
@@ -98,13 +84,39 @@ export class Linear4bit extends Module implements LinearLike {
           ]);
   }
 
+  /** Validates quantized data, registers its tensors and the bias, and returns the layer's state. */
+  private registerStorage({ packed, state }: Quantized4bit, bias: tf.Tensor | null): Linear4bit['state'] {
+    if (packed.length !== Math.ceil((this.outFeatures * this.inFeatures) / 2)) {
+      throw new PeftError(`Linear4bit: [${state.shape}] needs ${Math.ceil((this.outFeatures * this.inFeatures) / 2)} packed bytes, got ${packed.length}`);
+    }
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
+      throw new PeftError(`Linear4bit: bias must be [${this.outFeatures}], got [${bias.shape}]`);
+    }
+    this.registerParameter('weight', frozenParameter(packedWordsTensor(packed)));
+    if (state.nested) {
+      this.registerParameter('absmax', frozenParameter(tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')));
+      this.registerParameter('nested_absmax', frozenParameter(tf.tensor1d(state.nested.absmax)));
+    } else {
+      this.registerParameter('absmax', frozenParameter(tf.tensor1d(state.absmax)));
+    }
+    this.registerParameter('bias', bias ? new Parameter(bias) : null);
+    return {
+      quantType: state.quantType,
+      blocksize: state.blocksize,
+      shape: [...state.shape],
+      dtype: state.dtype,
+      offset: state.nested ? state.nested.offset : null,
+      nestedBlocksize: state.nested ? state.nested.blocksize : 0,
+    };
+  }
+
   get bias(): Parameter | null {
     return this.hasParameter('bias') ? this.parameter('bias') : null;
   }
 
   /** A replica over the same stored codes (layer replication): no weight memory is added. */
   cloneSharingParameters(): Linear4bit {
-    return shareQuantizedLayer(this, new Linear4bit(this.quantized()));
+    return new Linear4bit(this);
   }
 
   get quantType(): QuantType {

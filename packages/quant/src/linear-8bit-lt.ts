@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
-import { shareQuantizedLayer } from './share-quantized-layer.js';
 import { int8VectorwiseQuantize, type Int8Matrix } from './int8-vectorwise-quantize.js';
 import { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
 import { unpackInt8 } from './unpack-int8.js';
@@ -71,27 +70,21 @@ export class Linear8bitLt extends Module implements LinearLike {
     return new Linear8bitLt(int8VectorwiseQuantize(weight.dataSync() as Float32Array, rows, columns), options);
   }
 
-  /** Wraps row-wise int8 codes (`quantized` [out, in]) and their row absmax (`rowStats`, bnb `SCB`). */
-  constructor(weight: Int8Matrix, options: Linear8bitLtOptions = {}) {
+  /**
+   * Wraps row-wise int8 codes (`quantized` [out, in]) and their row absmax (`rowStats`, bnb `SCB`), or, given another
+   * layer, makes a replica holding that layer's very parameters (layer replication): nothing is read back or copied.
+   */
+  constructor(source: Int8Matrix | Linear8bitLt, options: Linear8bitLtOptions = {}) {
     super();
-    this.outFeatures = weight.rows;
-    this.inFeatures = weight.columns;
-    if (weight.quantized.length !== weight.rows * weight.columns || weight.rowStats.length !== weight.rows) {
-      throw new PeftError(
-        `Linear8bitLt: [${weight.rows}, ${weight.columns}] needs ${weight.rows * weight.columns} codes and ${weight.rows} row stats, ` +
-          `got ${weight.quantized.length} and ${weight.rowStats.length}`,
-      );
+    if (source instanceof Linear8bitLt) {
+      [this.outFeatures, this.inFeatures, this.threshold] = [source.outFeatures, source.inFeatures, source.threshold];
+      for (const [name, parameter] of source.directParameters()) this.registerParameter(name, parameter);
+      this.training = source.training;
+    } else {
+      [this.outFeatures, this.inFeatures] = [source.rows, source.columns];
+      this.threshold = options.threshold ?? 0;
+      this.registerStorage(source, options.bias ?? null);
     }
-    this.threshold = options.threshold ?? 0;
-    if (!(this.threshold >= 0)) throw new PeftError(`Linear8bitLt: threshold must be ≥ 0, got ${this.threshold}`);
-    const bias = options.bias ?? null;
-    if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
-      throw new PeftError(`Linear8bitLt: bias must be [${this.outFeatures}], got [${bias.shape}]`);
-    }
-    const [codes, rowStats] = storageTensors(weight);
-    this.registerParameter('weight', frozenParameter(codes));
-    this.registerParameter('SCB', frozenParameter(rowStats));
-    this.registerParameter('bias', bias ? new Parameter(bias) : null);
     this.weightAccess = {
       supportsMerge: true,
       getBaseWeight: () => tf.tidy(() => this.dequantizeColumns(this.weightCodes())),
@@ -110,6 +103,24 @@ export class Linear8bitLt extends Module implements LinearLike {
     })) as unknown as CustomGradFunction) as (input: tf.Tensor) => tf.Tensor;
   }
 
+  /** Validates the codes, the threshold and the bias, and registers their tensors. */
+  private registerStorage(weight: Int8Matrix, bias: tf.Tensor | null): void {
+    if (weight.quantized.length !== weight.rows * weight.columns || weight.rowStats.length !== weight.rows) {
+      throw new PeftError(
+        `Linear8bitLt: [${weight.rows}, ${weight.columns}] needs ${weight.rows * weight.columns} codes and ${weight.rows} row stats, ` +
+          `got ${weight.quantized.length} and ${weight.rowStats.length}`,
+      );
+    }
+    if (!(this.threshold >= 0)) throw new PeftError(`Linear8bitLt: threshold must be ≥ 0, got ${this.threshold}`);
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
+      throw new PeftError(`Linear8bitLt: bias must be [${this.outFeatures}], got [${bias.shape}]`);
+    }
+    const [codes, rowStats] = storageTensors(weight);
+    this.registerParameter('weight', frozenParameter(codes));
+    this.registerParameter('SCB', frozenParameter(rowStats));
+    this.registerParameter('bias', bias ? new Parameter(bias) : null);
+  }
+
   get bias(): Parameter | null {
     return this.hasParameter('bias') ? this.parameter('bias') : null;
   }
@@ -124,12 +135,12 @@ export class Linear8bitLt extends Module implements LinearLike {
     });
   }
 
-  /** The stored codes and row absmax (bnb `CB`, `SCB`), read back from the tensors. */
   /** A replica over the same stored codes (layer replication): no weight memory is added. */
   cloneSharingParameters(): Linear8bitLt {
-    return shareQuantizedLayer(this, new Linear8bitLt(this.quantized(), { threshold: this.threshold }));
+    return new Linear8bitLt(this);
   }
 
+  /** The stored codes and row absmax (bnb `CB`, `SCB`), read back from the tensors. */
   quantized(): Int8Matrix {
     return {
       quantized: unpackInt8(Uint8Array.from(this.parameter('weight').value.dataSync())),

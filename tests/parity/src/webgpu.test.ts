@@ -26,14 +26,17 @@ type FixtureSetup = {
   readonly quantization?: BitsAndBytesConfigInput;
   /** Runs on the adapted model before the forward (merging, saving). */
   readonly prepare?: (lora: LoraModel<MistralForCausalLM>) => Promise<unknown>;
+  /** Runs a forward before the adapter is applied, so the base weights already live on the device. */
+  readonly forwardFirst?: boolean;
 };
 
 async function fixtureLogits(backend: BackendName, setup: FixtureSetup = {}): Promise<Float32Array> {
-  const { adapter, quantization, prepare } = setup;
+  const { adapter, quantization, prepare, forwardFirst } = setup;
   await initBackend(backend);
   const inputIds = (await readTensorFile(fixturePath('mistral', 'inputs.safetensors'))).get('input_ids') as tf.Tensor2D;
   const createLinear = quantization ? quantizedLinearFactory(createBitsAndBytesConfig(quantization)) : undefined;
   const model = await loadMistral(setup.model ?? fixturePath('mistral', 'base_model'), { createLinear });
+  if (forwardFirst) tf.dispose(tf.tidy(() => model.forward({ inputIds }).logits));
   if (adapter) {
     const lora = await loadLoraModel(model, fixturePath('mistral', adapter, 'adapter'), { method: doraMethod });
     await prepare?.(lora);
@@ -156,6 +159,16 @@ describe.skipIf(!webgpuAvailable)('webgpu (small sizes) matches cpu', () => {
       expect(maxAbsDifference(webgpu, reference)).toBeLessThan(1e-4);
     },
   );
+
+  it.each<BitsAndBytesConfigInput>([
+    { loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true },
+    { loadIn8bit: true, llmInt8Threshold: 0.5 },
+  ])('layer replication over quantized layers already on the device gives the cpu logits (%j)', async (quantization) => {
+    const setup = { adapter: 'layer_replication', quantization, forwardFirst: true };
+    const reference = await fixtureLogits('cpu', setup);
+    const webgpu = await fixtureLogits('webgpu', setup);
+    expect(maxAbsDifference(webgpu, reference)).toBeLessThan(1e-4);
+  });
 
   it('safe mergeAndUnload and saveMistral (the merge command) give the cpu merged model', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'peft-ts-webgpu-merge-'));
