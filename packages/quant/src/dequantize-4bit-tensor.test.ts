@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describeWithBackends, testBackends } from '@peft-ts/core/test';
+import { describeWithBackends, maxAbsDifference, testBackends } from '@peft-ts/core/test';
 import { expect, it } from 'vitest';
 import { dequantize4bit } from './dequantize-4bit.js';
-import { dequantize4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
+import { dequantize4bitTensor, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 import { packBytesIntoWords } from './packed-words.js';
 import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
 import { float32BitDifferences, quantFixtures, seededUniform } from './test/index.js';
@@ -39,6 +39,15 @@ describeWithBackends('dequantize4bitTensor', () => {
     tf.tidy(() => {
       const result = dequantize4bitTensor(asTensors(quantized));
       expect(float32BitDifferences(result.dataSync() as Float32Array, dequantize4bit(quantized.packed, quantized.state))).toEqual([]);
+    });
+  });
+
+  it('matMul4bitTensor is x·Wᵀ with the dequantized weight', () => {
+    const quantized = quantize4bit(seededUniform(48 * 80, 5), { quantType: 'fp4', compressStatistics: true, shape: [48, 80] });
+    tf.tidy(() => {
+      const input = tf.tensor2d(seededUniform(3 * 80, 6), [3, 80]);
+      const expected = tf.matMul(input, tf.tensor2d(dequantize4bit(quantized.packed, quantized.state), [48, 80]), false, true);
+      expect(maxAbsDifference(matMul4bitTensor(input, asTensors(quantized)), expected)).toBeLessThan(1e-5);
     });
   });
 }, testBackends().filter((backend) => backend !== 'wasm'));
