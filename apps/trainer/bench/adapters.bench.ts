@@ -3,13 +3,14 @@
 // throughput reached as a share of a plain 2-D matMul's (the backend's ceiling), measured here too.
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { manualSeed } from '@peft-ts/core';
+import { Linear, manualSeed } from '@peft-ts/core';
 import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createLoraConfig } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraModel } from '@peft-ts/lora';
 import { MistralForCausalLM, smallBenchmarkConfig } from '@peft-ts/model-mistral';
+import { Linear4bit, prepareModelForKbitTraining } from '@peft-ts/quant';
 
 const smallConfig = smallBenchmarkConfig;
 const batch = 4;
@@ -71,9 +72,20 @@ async function fastestSeconds(body: () => tf.Tensor | tf.Tensor[], repeats: numb
   return Math.min(...times);
 }
 
-function buildModel(variant: 'base' | 'lora' | 'dora'): { model: MistralForCausalLM; lora?: LoraModel } {
+/** Replaces every projection by its NF4 + double-quant 4-bit form, as a quantized load would. */
+function quantizeProjections(model: MistralForCausalLM): void {
+  for (const [path, module] of model.namedModules()) {
+    if (!(module instanceof Linear) || !projections.includes(path.split('.').at(-1)!)) continue;
+    model.setSubmodule(path, Linear4bit.fromWeight(module.weight.value, { quantType: 'nf4', compressStatistics: true }));
+    module.dispose();
+  }
+  prepareModelForKbitTraining(model, { useGradientCheckpointing: false });
+}
+
+function buildModel(variant: 'base' | 'lora' | 'dora' | 'qlora'): { model: MistralForCausalLM; lora?: LoraModel } {
   manualSeed(1);
   const model = new MistralForCausalLM(smallConfig);
+  if (variant === 'qlora') quantizeProjections(model);
   model.gradientCheckpointing = gradientCheckpointing;
   if (variant === 'base') {
     // Frozen as under an adapter, so the base and adapted forwards treat their base weights alike.
@@ -103,7 +115,7 @@ export async function runAdaptersBench(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const seconds: Record<string, number> = {};
   let ceiling = await matMulCeiling();
-  for (const variant of ['base', 'lora', 'dora'] as const) {
+  for (const variant of ['base', 'lora', 'dora', 'qlora'] as const) {
     const { model, lora } = buildModel(variant);
     model.eval();
     seconds[`${variant}.forward`] = await fastestSeconds(forward(model), 3);
@@ -131,6 +143,14 @@ export async function runAdaptersBench(): Promise<BenchResult[]> {
       note: `${(tokens / seconds['lora.step']).toFixed(0)} tokens/s; ${throughput(stepFlops(), seconds['lora.step'])}; ratio to base forward; gradient checkpointing ${gradientCheckpointing ? 'on' : 'off'}`,
     },
     { name: 'dora.train_step', value: seconds['dora.step'], unit: 's', baseline: seconds['lora.step'], ratio: seconds['dora.step'] / seconds['lora.step'], note: 'goal ≤ 1.25 of a LoRA step' },
+    {
+      name: 'qlora.train_step',
+      value: seconds['qlora.step'],
+      unit: 's',
+      baseline: seconds['lora.step'],
+      ratio: seconds['qlora.step'] / seconds['lora.step'],
+      note: 'NF4 + double-quant projections (dequantized in the forward and again in the backward) vs float LoRA',
+    },
   );
   if (tf.getBackend() === 'wasm') {
     results.push({ name: 'wasm.heap', value: wasmHeapGiB(), unit: 'GiB', note: 'largest the heap grew to (it never shrinks); the wasm32 limit is ~3.9 GiB' });
