@@ -39,11 +39,12 @@ const WEIGHT_VALUE = `
   }
 `;
 
-/** Output rows and columns of one workgroup's tile; 16 × 16 threads compute 4 × 4 outputs each. */
+/**
+ * Output rows and columns of one workgroup's tile; 16 × 16 threads compute 4 × 4 adjacent outputs each, so a thread
+ * reads its four inputs and its four weights of one inner index as one vec4 each from workgroup memory.
+ */
 const TILE = 64;
 const THREADS_PER_SIDE = 16;
-/** Four, so that a thread's outputs of one row are one vec4. */
-const OUTPUTS_PER_THREAD = TILE / THREADS_PER_SIDE;
 /** The slice of the inner dimension staged in workgroup memory per step (2 × 4 KiB). */
 const INNER_TILE = 16;
 const LOADS_PER_THREAD = (TILE * INNER_TILE) / (THREADS_PER_SIDE * THREADS_PER_SIDE);
@@ -68,50 +69,51 @@ function matMulProgram(outputShape: [number, number], transposeWeight: boolean) 
   const TILE = ${TILE};
   const INNER_TILE = ${INNER_TILE};
   const THREADS_PER_SIDE = ${THREADS_PER_SIDE};
-  var<workgroup> inputTile : array<array<f32, INNER_TILE>, TILE>;
-  var<workgroup> weightTile : array<array<f32, TILE>, INNER_TILE>;
+  // [inner][row / 4] with row % 4 as the component; the same for the weight's output columns.
+  var<workgroup> inputTile : array<array<vec4<f32>, THREADS_PER_SIDE>, INNER_TILE>;
+  var<workgroup> weightTile : array<array<vec4<f32>, THREADS_PER_SIDE>, INNER_TILE>;
   ${WEIGHT_VALUE}
   fn main() {
     let rowBase = i32(workgroupId.y) * TILE;
     let columnBase = i32(workgroupId.x) * TILE;
     let threadRow = i32(localId.y);
     let threadColumn = i32(localId.x);
-    var sums : array<vec4<f32>, ${OUTPUTS_PER_THREAD}>;
+    var sums : array<vec4<f32>, 4>;
     for (var innerBase = 0; innerBase < uniforms.inner; innerBase += INNER_TILE) {
       for (var load = 0; load < ${LOADS_PER_THREAD}; load++) {
         let element = i32(localIndex) + load * THREADS_PER_SIDE * THREADS_PER_SIDE;
-        let row = rowBase + element / INNER_TILE;
+        let tileRow = element / INNER_TILE;
+        let row = rowBase + tileRow;
         let inner = innerBase + element % INNER_TILE;
         var input = 0.0;
         if (row < uniforms.rows && inner < uniforms.inner) {
           input = X[row * uniforms.inner + inner];
         }
-        inputTile[element / INNER_TILE][element % INNER_TILE] = input;
+        inputTile[element % INNER_TILE][tileRow / 4][tileRow % 4] = input;
         let weightRow = ${weightRow};
         let weightColumn = ${weightColumn};
         var weight = 0.0;
         if (weightRow < uniforms.weightRows && weightColumn < uniforms.weightColumns) {
           weight = weightValue(u32(weightRow) * u32(uniforms.weightColumns) + u32(weightColumn));
         }
-        weightTile[${tileInner}][${tileColumn}] = weight;
+        let tileColumn = ${tileColumn};
+        weightTile[${tileInner}][tileColumn / 4][tileColumn % 4] = weight;
       }
       workgroupBarrier();
       for (var k = 0; k < INNER_TILE; k++) {
-        let weights = vec4<f32>(
-          weightTile[k][threadColumn],
-          weightTile[k][threadColumn + THREADS_PER_SIDE],
-          weightTile[k][threadColumn + 2 * THREADS_PER_SIDE],
-          weightTile[k][threadColumn + 3 * THREADS_PER_SIDE]);
-        for (var r = 0; r < ${OUTPUTS_PER_THREAD}; r++) {
-          sums[r] += inputTile[threadRow + r * THREADS_PER_SIDE][k] * weights;
-        }
+        let weights = weightTile[k][threadColumn];
+        let inputs = inputTile[k][threadRow];
+        sums[0] += inputs.x * weights;
+        sums[1] += inputs.y * weights;
+        sums[2] += inputs.z * weights;
+        sums[3] += inputs.w * weights;
       }
       workgroupBarrier();
     }
-    for (var r = 0; r < ${OUTPUTS_PER_THREAD}; r++) {
-      let row = rowBase + threadRow + r * THREADS_PER_SIDE;
-      for (var c = 0; c < ${OUTPUTS_PER_THREAD}; c++) {
-        let column = columnBase + threadColumn + c * THREADS_PER_SIDE;
+    for (var r = 0; r < 4; r++) {
+      let row = rowBase + threadRow * 4 + r;
+      for (var c = 0; c < 4; c++) {
+        let column = columnBase + threadColumn * 4 + c;
         if (row < uniforms.rows && column < uniforms.columns) {
           setOutputAtIndex(row * uniforms.columns + column, sums[r][c]);
         }
