@@ -10,7 +10,7 @@
 # Environment:
 #   GPU_CHECK_OUT             folder for gpu-check-*.json and gpu-check.log (default: the repo root)
 #   GPU_CHECK_ALLOW_SOFTWARE  set: run the benchmarks on a software adapter too (a dry run without a GPU)
-#   GPU_CHECK_BENCHES         bench filters for scripts/bench.ts (default: the adapters and the quant benches)
+#   GPU_CHECK_BENCHES         bench filters for scripts/bench.ts (default: the fused 4-bit, adapters and quant benches)
 #   GPU_CHECK_TOTAL_SECONDS   deadline for the whole run (default 540); GPU_CHECK_STEP_SECONDS caps one step (240)
 #   GPU_CHECK_BUNDLE          folder holding bundle.tar.xz (default .gpu-check); GPU_CHECK_KEEP=1 keeps the temp dir
 set -uo pipefail # not -e: a failed benchmark must not stop the others or the summary
@@ -19,7 +19,8 @@ REPO="$PWD"
 OUT_DIR="${GPU_CHECK_OUT:-$REPO}"
 mkdir -p "$OUT_DIR" && OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 BUNDLE="${GPU_CHECK_BUNDLE:-$REPO/.gpu-check}"
-BENCHES="${GPU_CHECK_BENCHES:-apps/trainer/bench/adapters packages/quant/bench}"
+# One step per bench file, the fused 4-bit comparison first: a step that runs out of time loses only its own figures.
+BENCHES="${GPU_CHECK_BENCHES:-packages/quant/bench/fused-4bit apps/trainer/bench/adapters packages/quant/bench/quant.bench}"
 DEADLINE=$((SECONDS + ${GPU_CHECK_TOTAL_SECONDS:-540}))
 STEP_CAP="${GPU_CHECK_STEP_SECONDS:-240}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")"

@@ -14,7 +14,8 @@ import { Linear4bit, prepareModelForKbitTraining } from '@peft-ts/quant';
 
 const smallConfig = smallBenchmarkConfig;
 const batch = 4;
-const sequence = 256;
+/** PEFT_TS_BENCH_TOKENS (batch × sequence) shrinks the run for a dry run on a slow adapter. */
+const sequence = Number(process.env.PEFT_TS_BENCH_TOKENS ?? 4 * 256) / batch;
 const projections = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 /**
  * Not needed at 4 × 256: each layer back-propagates on its own (scopedBackward), so a step peaks at ~1.1 GiB of wasm
