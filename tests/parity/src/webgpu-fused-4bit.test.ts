@@ -54,6 +54,25 @@ describe.skipIf(!webgpuAvailable)('fused 4-bit matMul on webgpu', () => {
     },
   );
 
+  it('a Linear4bit with a bias on a rank-3 input gives the cpu output and input gradient', async () => {
+    const run = async (backend: 'cpu' | 'webgpu') => {
+      await initBackend(backend);
+      const weight = uniform([96, 80], 6, 0.5);
+      const layer = Linear4bit.fromWeight(weight, { quantType: 'fp4', compressStatistics: true, blocksize: 64, bias: uniform([96], 7) });
+      const input = uniform([2, 3, 80], 8);
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => tf.sum(tf.square(layer.forward(x))))(input);
+      const output = layer.forward(input);
+      const results = [await output.data(), await grad.data(), await value.data()];
+      expect(output.shape).toEqual([2, 3, 96]);
+      tf.dispose([weight, input, value, grad, output]);
+      layer.dispose();
+      return results;
+    };
+    const reference = await run('cpu');
+    const webgpu = await run('webgpu');
+    reference.forEach((values, index) => expect(maxAbsDifference(webgpu[index], values)).toBeLessThan(1e-4));
+  });
+
   it('never materialises the float weight in a Linear4bit forward and backward', async () => {
     await initBackend('webgpu');
     const weight = uniform([1024, 512], 4, 0.1);
