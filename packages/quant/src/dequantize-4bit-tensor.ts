@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DYNAMIC_MAP } from './dynamic-map.js';
 import { fourBitCode } from './four-bit-code.js';
-import { dequantize4bitKernel, matMul4bitKernel, type FourBitKernelAttributes, type FourBitKernelInputs } from './four-bit-webgpu-kernels.js';
+import { dequantize4bitKernel, matMul4bitKernel, type FourBitKernelAttributes, type FourBitKernelInputs } from './webgpu-kernels.js';
+import { unpackWordsTensor } from './packed-words.js';
 import type { QuantType } from './quant-state.js';
 
 /** A 4-bit weight as tensors: the packed codes and absmax as a layer stores them. */
@@ -57,13 +58,6 @@ function restoreAbsmax(weight: FourBitTensors): tf.Tensor {
   return tf.add(scaleBlocks(centred, absmax, blocksize, codes.size), tf.scalar(offset));
 }
 
-/** Bytes of little-endian int32 words. Integer division must be exact here (cpu, tensorflow; not wasm, webgpu). */
-function unpackWords(words: tf.Tensor, byteCount: number): tf.Tensor {
-  const byteScales = tf.tensor1d([1, 2 ** 8, 2 ** 16, 2 ** 24], 'int32');
-  const bytes = tf.mod(tf.floorDiv(tf.reshape(words, [-1, 1]), byteScales), tf.scalar(256, 'int32'));
-  return tf.slice(tf.reshape(bytes, [-1]), 0, byteCount);
-}
-
 const elementCount = (shape: readonly number[]) => shape.reduce((product, size) => product * size, 1);
 
 /** The kernels' view of a weight: its flattening as [rows, columns] with the last axis as columns. */
@@ -82,7 +76,7 @@ export function dequantize4bitTensor(weight: FourBitTensors): tf.Tensor {
   return tf.tidy(() => {
     if (tf.getBackend() === 'webgpu') return tf.reshape(dequantize4bitKernel(...kernelArguments(weight)), [...weight.shape]);
     const count = elementCount(weight.shape);
-    const bytes = unpackWords(weight.packed, Math.ceil(count / 2));
+    const bytes = unpackWordsTensor(weight.packed, Math.ceil(count / 2));
     const pairs = tf.gather(tf.tensor2d(nibblePairTable(weight.quantType), [256, 2]), bytes);
     return tf.reshape(scaleBlocks(tf.reshape(pairs, [-1]), restoreAbsmax(weight), weight.blocksize, count), [...weight.shape]);
   });

@@ -5,6 +5,8 @@ import { HOST_BACKENDS } from './host-backends.js';
 import { int8VectorwiseQuantize, type Int8Matrix } from './int8-vectorwise-quantize.js';
 import { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
 import { unpackInt8 } from './unpack-int8.js';
+import { bytesOfWords, packBytesIntoWords, unpackWordsTensor } from './packed-words.js';
+import { int8CodesKernel } from './webgpu-kernels.js';
 
 export type Linear8bitLtOptions = {
   /**
@@ -48,8 +50,8 @@ function integerProduct(codes: tf.Tensor2D, weightCodes: tf.Tensor2D): tf.Tensor
 
 /**
  * bitsandbytes `Linear8bitLt` with `has_fp16_weights=False` (LLM.int8() inference and QLoRA-style training):
- * the weight is held as row-wise int8 codes (one byte each, stored `code + 128` in a bool tensor) plus an fp32
- * absmax per output row (SCB), about 1 + 4/in bytes per parameter. Forward (spec G.1) in float32: activations are
+ * the weight is held as row-wise int8 codes (one byte each, stored `code + 128` four to an int32 word) plus an
+ * fp32 absmax per output row (SCB), about 1 + 4/in bytes per parameter on every backend. Forward (spec G.1) in float32: activations are
  * quantized per token with the package's rounding (absmax without outliers, ties to even), multiplied with the
  * codes exactly, and rescaled by SCA·SCB/127²; outlier columns (threshold > 0) go through a float product with
  * the dequantized weight columns. Unlike bnb the input is not first cast to fp16. The gradient reaches the input
@@ -143,16 +145,31 @@ export class Linear8bitLt extends Module implements LinearLike {
   /** The stored codes and row absmax (bnb `CB`, `SCB`), read back from the tensors. */
   quantized(): Int8Matrix {
     return {
-      quantized: unpackInt8(Uint8Array.from(this.parameter('weight').value.dataSync())),
+      quantized: unpackInt8(this.codeBytes()),
       rowStats: Float32Array.from(this.parameter('SCB').value.dataSync()),
       rows: this.outFeatures,
       columns: this.inFeatures,
     };
   }
 
-  /** The int8 codes as float32 [out, in] (exact small integers). */
+  /** The stored offset-binary code bytes, read back from their words. */
+  private codeBytes(): Uint8Array {
+    return bytesOfWords(this.parameter('weight').value.dataSync() as Int32Array, this.outFeatures * this.inFeatures);
+  }
+
+  /** The int8 codes as float32 [out, in] (exact small integers): unpacked on the device, or on the host on cpu/wasm. */
   private weightCodes(): tf.Tensor2D {
-    return tf.sub(tf.cast(this.parameter('weight').value, 'float32'), INT8_BYTE_OFFSET) as tf.Tensor2D;
+    const shape: [number, number] = [this.outFeatures, this.inFeatures];
+    const backend = tf.getBackend();
+    if (backend === 'webgpu') return int8CodesKernel(this.parameter('weight').value, ...shape, INT8_BYTE_OFFSET);
+    if (!HOST_BACKENDS.has(backend)) {
+      const bytes = unpackWordsTensor(this.parameter('weight').value, shape[0] * shape[1]);
+      return tf.reshape(tf.sub(tf.cast(bytes, 'float32'), INT8_BYTE_OFFSET), shape);
+    }
+    const bytes = this.codeBytes();
+    const codes = new Float32Array(bytes.length);
+    for (let index = 0; index < bytes.length; index++) codes[index] = bytes[index] - INT8_BYTE_OFFSET;
+    return tf.tensor2d(codes, shape);
   }
 
   /** `fp32(fp32(code · SCB[row]) · fp32(1/127))` for codes [out, columns]: bnb's `int8_vectorwise_dequant`. */
@@ -211,7 +228,7 @@ export class Linear8bitLt extends Module implements LinearLike {
   }
 }
 
-/** Codes as offset-binary bytes [out, in] and the fp32 row absmax [out]. */
+/** Codes as offset-binary bytes in int32 words (row-major [out, in]) and the fp32 row absmax [out]. */
 function storageTensors(weight: Int8Matrix): [tf.Tensor, tf.Tensor] {
-  return [tf.tensor(packInt8(weight.quantized), [weight.rows, weight.columns], 'bool'), tf.tensor1d(weight.rowStats)];
+  return [tf.tensor1d(packBytesIntoWords(packInt8(weight.quantized)), 'int32'), tf.tensor1d(weight.rowStats)];
 }

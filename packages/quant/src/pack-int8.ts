@@ -1,7 +1,6 @@
 /**
- * Offset added to int8 codes to store them as bytes 0–255. tfjs has no int8 dtype, but a `Uint8Array` in a
- * `'bool'` tensor keeps one raw byte per element; after a cast to int32/float32 a single subtraction of this
- * offset restores the signed value (two's complement would need a select).
+ * Offset added to int8 codes to store them as bytes 0–255 (tfjs has no int8 dtype; the bytes go four to an int32
+ * word): a single subtraction of it restores the signed value, where two's complement would need a select.
  */
 export const INT8_BYTE_OFFSET = 128;
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@peft-ts/core/backend';
 import { maxAbsDifference } from '@peft-ts/core/test';
-import { Linear4bit, dequantize4bit, dequantize4bitTensor, matMul4bitTensor, packBytesIntoWords, quantize4bit, type FourBitTensors, type Quantized4bit } from '@peft-ts/quant';
+import { Linear4bit, Linear8bitLt, dequantize4bit, dequantize4bitTensor, matMul4bitTensor, packBytesIntoWords, quantize4bit, type FourBitTensors, type Quantized4bit } from '@peft-ts/quant';
 import { describe, expect, it } from 'vitest';
 
 // On a software adapter (llvmpipe through OpenGL ES) here; skipped, not passed, where no adapter exists.
@@ -28,7 +28,7 @@ const cases = [
   { quantType: 'fp4', compressStatistics: true, blocksize: 64, outFeatures: 520, inFeatures: 264, rows: 66 },
 ] as const;
 
-describe.skipIf(!webgpuAvailable)('fused 4-bit matMul on webgpu', () => {
+describe.skipIf(!webgpuAvailable)('quantized layers on webgpu', () => {
   it.each(cases)(
     '$quantType dq=$compressStatistics blocksize $blocksize [$outFeatures, $inFeatures] × $rows rows: the unfused numbers',
     async ({ rows, outFeatures, inFeatures, ...options }) => {
@@ -89,5 +89,28 @@ describe.skipIf(!webgpuAvailable)('fused 4-bit matMul on webgpu', () => {
     tf.dispose(profile.result as tf.Tensor);
     input.dispose();
     layer.dispose();
+  });
+
+  // Codes 0.5 (4-bit) or 1 (8-bit) byte each; the 4-bit absmax codes take a 4-byte element per 64-value block; the
+  // rest is scales and small buffers the backend keeps.
+  it.each([
+    { layer: '4-bit NF4 + double quant', create: (weight: tf.Tensor) => Linear4bit.fromWeight(weight, { quantType: 'nf4', compressStatistics: true }), limit: 0.58 },
+    { layer: '8-bit', create: (weight: tf.Tensor) => Linear8bitLt.fromWeight(weight, { threshold: 6 }), limit: 1.03 },
+  ])('the $layer layer holds at most $limit GPU bytes per parameter', async ({ create, limit }) => {
+    await initBackend('webgpu');
+    const gpuBytes = () => (tf.memory() as tf.MemoryInfo & { numBytesInGPU: number }).numBytesInGPU;
+    const weight = uniform([512, 1024], 9, 0.1);
+    const input = uniform([2, 1024], 10);
+    await input.data();
+    const before = gpuBytes();
+    const layer = create(weight);
+    weight.dispose();
+    // Stored tensors reach the GPU on first use; the forward's own buffers are released once it is read.
+    const output = layer.forward(input);
+    await output.data();
+    output.dispose();
+    expect((gpuBytes() - before) / (512 * 1024)).toBeLessThanOrEqual(limit);
+    layer.dispose();
+    input.dispose();
   });
 });

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
- * WebGPU kernels of the 4-bit layer, registered with tfjs under their own names: one dequantizes a packed weight,
- * the other multiplies by it, dequantizing each weight tile into workgroup memory as it goes, so the float weight
- * is never materialised. Both compute each weight value as the one fp32 product `code · absmax` of bnb's
- * `dequantize_4bit`, so the dequantized weight equals the host loop's bit for bit and the fused product differs
- * from `matMul(x, dequantized)` only in summation order.
+ * WebGPU kernels of the quantized layers, registered with tfjs under their own names. For the 4-bit layer, one
+ * dequantizes a packed weight, the other multiplies by it, dequantizing each weight tile into workgroup memory as
+ * it goes, so the float weight is never materialised. Both compute each weight value as the one fp32 product
+ * `code · absmax` of bnb's `dequantize_4bit`, so the dequantized weight equals the host loop's bit for bit and the
+ * fused product differs from `matMul(x, dequantized)` only in summation order. For the 8-bit layer, one unpacks
+ * its int8 codes from words into float32 (exact small integers).
  *
  * The programs are plain objects in the shape tfjs-backend-webgpu compiles (its `WebGPUProgram`): tfjs writes the
  * bindings (`result`, one array per input), the shape uniforms and the `_start` entry point that calls `main`.
@@ -13,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 export const DEQUANTIZE_4BIT_KERNEL = 'PeftDequantize4bit';
 export const MATMUL_4BIT_KERNEL = 'PeftMatMul4bit';
+export const INT8_CODES_KERNEL = 'PeftInt8Codes';
 
 /** The inputs both kernels read: packed words (int32), fp32 absmax per block, and the 16 fp32 code values. */
 export type FourBitKernelInputs = { readonly packed: tf.Tensor; readonly absmax: tf.Tensor; readonly code: tf.Tensor };
@@ -124,34 +126,43 @@ function matMulProgram(outputShape: [number, number], transposeWeight: boolean) 
   };
 }
 
-const DEQUANTIZE_WORKGROUP = 256;
+const ELEMENTWISE_WORKGROUP = 256;
 
-function dequantizeProgram(outputShape: number[]) {
+/** One thread per output element; `value` is a WGSL expression of the flat `index` (a u32). */
+function elementwiseProgram(shaderKey: string, variableNames: readonly string[], outputShape: number[], uniforms: string, functions: string, value: string) {
   const count = outputShape.reduce((product, size) => product * size, 1);
   return {
-    variableNames: [...INPUT_NAMES],
-    uniforms: 'blockShift : i32,',
+    variableNames: [...variableNames],
+    uniforms,
     size: true,
-    workgroupSize: [DEQUANTIZE_WORKGROUP, 1, 1] as [number, number, number],
+    workgroupSize: [ELEMENTWISE_WORKGROUP, 1, 1] as [number, number, number],
     outputShape,
     dispatchLayout: { x: outputShape.map((_, axis) => axis) },
-    dispatch: [Math.ceil(count / DEQUANTIZE_WORKGROUP), 1, 1] as [number, number, number],
-    shaderKey: 'peftDequantize4bit',
+    dispatch: [Math.ceil(count / ELEMENTWISE_WORKGROUP), 1, 1] as [number, number, number],
+    shaderKey,
     getUserCode: () => `
-  ${WEIGHT_VALUE}
-  fn main(index : i32) {
-    if (index < uniforms.size) {
-      setOutputAtIndex(index, weightValue(u32(index)));
+  ${functions}
+  fn main(flatIndex : i32) {
+    if (flatIndex < uniforms.size) {
+      let index = u32(flatIndex);
+      setOutputAtIndex(flatIndex, ${value});
     }
   }
 `,
   };
 }
 
+const dequantizeProgram = (outputShape: number[]) =>
+  elementwiseProgram('peftDequantize4bit', INPUT_NAMES, outputShape, 'blockShift : i32,', WEIGHT_VALUE, 'weightValue(index)');
+
+/** Byte j of a word holds code j as `code + offset` (offset binary). */
+const int8CodesProgram = (outputShape: number[], offset: number) =>
+  elementwiseProgram('peftInt8Codes', ['Packed'], outputShape, '', '', `f32((bitcast<u32>(Packed[index >> 2u]) >> ((index & 3u) * 8u)) & 255u) - ${offset}.0`);
+
 function namedInputs(inputs: tf.NamedTensorInfoMap, names: readonly string[]): tf.TensorInfo[] {
   return names.map((name) => {
     const input = inputs[name];
-    if (!input) throw new Error(`${MATMUL_4BIT_KERNEL}: input '${name}' is missing`);
+    if (!input) throw new Error(`a quantization kernel's input '${name}' is missing`);
     return input;
   });
 }
@@ -183,6 +194,14 @@ function registerKernels(): void {
         'float32',
         [rows, inner, columns, weightRows, weightColumns, blockShift].map((value) => ({ type: 'int32', data: [value] })),
       );
+    },
+  });
+  tf.registerKernel({
+    kernelName: INT8_CODES_KERNEL,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { rows, columns, offset } = attrs as unknown as { rows: number; columns: number; offset: number };
+      return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(int8CodesProgram([rows, columns], offset), namedInputs(inputs, ['packed']), 'float32', []);
     },
   });
   // The weight is frozen (as in bnb): only the input gets a gradient, the same product with the weight untransposed.
@@ -222,4 +241,10 @@ export function matMul4bitKernel(
 ): tf.Tensor2D {
   ensureRegistered();
   return tf.engine().runKernel(MATMUL_4BIT_KERNEL, { x, ...inputs }, { ...attributes, transposeWeight }) as tf.Tensor2D;
+}
+
+/** int8 codes stored offset-binary, four to a word, as float32 [rows, columns], on the webgpu backend. */
+export function int8CodesKernel(packed: tf.Tensor, rows: number, columns: number, offset: number): tf.Tensor2D {
+  ensureRegistered();
+  return tf.engine().runKernel(INT8_CODES_KERNEL, { packed }, { rows, columns, offset }) as tf.Tensor2D;
 }
