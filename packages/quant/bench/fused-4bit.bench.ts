@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend } from '@peft-ts/core/backend';
 import { pathToFileURL } from 'node:url';
-import { dequantize4bitTensor, matMul4bitTensor, packBytesIntoWords, quantize4bit, type FourBitTensors } from '../src/index.js';
+import { dequantize4bitTensor, fourBitTensors, matMul4bitTensor, quantize4bit, type FourBitTensors } from '../src/index.js';
 
 const TOKENS = Number(process.env.PEFT_TS_BENCH_TOKENS ?? 4 * 256);
 const SHAPES: [string, number, number][] = [
@@ -21,16 +21,9 @@ const ROUNDS = 3;
 
 function layerTensors(outFeatures: number, inFeatures: number): FourBitTensors {
   const weight = tf.randomNormal([outFeatures, inFeatures], 0, 0.02, 'float32', 7);
-  const { packed, state } = quantize4bit(weight.dataSync() as Float32Array, { quantType: 'nf4', compressStatistics: true, shape: [outFeatures, inFeatures] });
+  const quantized = quantize4bit(weight.dataSync() as Float32Array, { quantType: 'nf4', compressStatistics: true, shape: [outFeatures, inFeatures] });
   weight.dispose();
-  const nested = state.nested!;
-  return {
-    quantType: 'nf4',
-    blocksize: state.blocksize,
-    shape: state.shape,
-    packed: tf.tensor1d(packBytesIntoWords(packed), 'int32'),
-    nested: { codes: tf.tensor(nested.codes, [nested.codes.length], 'bool'), absmax: tf.tensor1d(nested.absmax), offset: nested.offset, blocksize: nested.blocksize },
-  };
+  return fourBitTensors(quantized);
 }
 
 /** Best of ROUNDS, taken in turns; each run waits for its result to be read back. */
@@ -86,7 +79,7 @@ export async function runFused4bitBench(): Promise<BenchResult[]> {
       const unfusedBytes = await peakNewBytes(runs.unfusedForward);
       results.push({ name: `fused 4-bit forward peak bytes / unfused: ${name}`, value: fusedBytes, unit: 'B', baseline: unfusedBytes, ratio: fusedBytes / unfusedBytes, note: 'tf.profile peak above the start; the unfused path holds the float weight' });
     }
-    tf.dispose([input, upstream, weight.packed, weight.nested!.codes, weight.nested!.absmax]);
+    tf.dispose([input, upstream, weight as unknown as tf.TensorContainer]);
   }
   return results;
 }

@@ -2,18 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeWithBackends, maxAbsDifference, testBackends } from '@peft-ts/core/test';
 import { expect, it } from 'vitest';
 import { dequantize4bit } from './dequantize-4bit.js';
-import { dequantize4bitTensor, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
-import { packBytesIntoWords } from './packed-words.js';
-import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
+import { dequantize4bitTensor, fourBitTensors, matMul4bitTensor } from './dequantize-4bit-tensor.js';
+import { quantize4bit } from './quantize-4bit.js';
 import { float32BitDifferences, quantFixtures, seededUniform } from './test/index.js';
 
-/** The tensors a layer would hold for `quantized`. */
-function asTensors({ packed, state }: Quantized4bit): FourBitTensors {
-  const fields = { quantType: state.quantType, blocksize: state.blocksize, shape: state.shape, packed: tf.tensor1d(packBytesIntoWords(packed), 'int32') };
-  if (!state.nested) return { ...fields, absmax: tf.tensor1d(state.absmax) };
-  const { codes, absmax, offset, blocksize } = state.nested;
-  return { ...fields, nested: { codes: tf.tensor(codes, [codes.length], 'bool'), absmax: tf.tensor1d(absmax), offset, blocksize } };
-}
 
 // The tf-op path unpacks the words with integer division, exact on cpu and tensorflow (wasm's goes through float32,
 // and the layers never take this path there); on webgpu a kernel decodes them.
@@ -26,7 +18,7 @@ describeWithBackends('dequantize4bitTensor', () => {
   ] as const)('%s (double quant %s): equals dequantize4bit bit for bit', (quantType, compressStatistics) => {
     const quantized = quantize4bit(quantFixtures().float32('weight'), { quantType, compressStatistics, shape: [64, 128] });
     tf.tidy(() => {
-      const result = dequantize4bitTensor(asTensors(quantized));
+      const result = dequantize4bitTensor(fourBitTensors(quantized));
       expect(result.shape).toEqual([64, 128]);
       expect(float32BitDifferences(result.dataSync() as Float32Array, dequantize4bit(quantized.packed, quantized.state))).toEqual([]);
     });
@@ -37,7 +29,7 @@ describeWithBackends('dequantize4bitTensor', () => {
     const count = 299 * 64 + 39;
     const quantized = quantize4bit(seededUniform(count, 31, -4, 4), { quantType: 'nf4', compressStatistics: true, shape: [count] });
     tf.tidy(() => {
-      const result = dequantize4bitTensor(asTensors(quantized));
+      const result = dequantize4bitTensor(fourBitTensors(quantized));
       expect(float32BitDifferences(result.dataSync() as Float32Array, dequantize4bit(quantized.packed, quantized.state))).toEqual([]);
     });
   });
@@ -47,7 +39,7 @@ describeWithBackends('dequantize4bitTensor', () => {
     tf.tidy(() => {
       const input = tf.tensor2d(seededUniform(3 * 80, 6), [3, 80]);
       const expected = tf.matMul(input, tf.tensor2d(dequantize4bit(quantized.packed, quantized.state), [48, 80]), false, true);
-      expect(maxAbsDifference(matMul4bitTensor(input, asTensors(quantized)), expected)).toBeLessThan(1e-5);
+      expect(maxAbsDifference(matMul4bitTensor(input, fourBitTensors(quantized)), expected)).toBeLessThan(1e-5);
     });
   });
 }, testBackends().filter((backend) => backend !== 'wasm'));

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DYNAMIC_MAP } from './dynamic-map.js';
 import { fourBitCode } from './four-bit-code.js';
-import { dequantize4bitKernel, matMul4bitKernel, type FourBitKernelAttributes, type FourBitKernelInputs } from './webgpu-kernels.js';
-import { unpackWordsTensor } from './packed-words.js';
+import { unpackWordsTensor, wordsTensor } from './packed-words.js';
 import type { QuantType } from './quant-state.js';
+import type { Quantized4bit } from './quantize-4bit.js';
+import { dequantize4bitKernel, matMul4bitKernel, nestedAbsmaxKernel, type FourBitKernelAttributes, type FourBitKernelInputs } from './webgpu-kernels.js';
 
 /** A 4-bit weight as tensors: the packed codes and absmax as a layer stores them. */
 export type FourBitTensors = {
@@ -16,7 +17,7 @@ export type FourBitTensors = {
   | { readonly absmax: tf.Tensor; readonly nested?: undefined }
   | {
       readonly absmax?: undefined;
-      /** Double quantization: dynamic-map codes as bytes [blocks], fp32 absmax per chunk, fp32 offset. */
+      /** Double quantization: dynamic-map codes (one byte per block, in int32 words), fp32 absmax per chunk, fp32 offset. */
       readonly nested: { readonly codes: tf.Tensor; readonly absmax: tf.Tensor; readonly offset: number; readonly blocksize: number };
     }
 );
@@ -50,15 +51,28 @@ function scaleBlocks(values: tf.Tensor, scales: tf.Tensor, blocksize: number, co
   return padded === count ? scaled : tf.slice(scaled, 0, count);
 }
 
+const elementCount = (shape: readonly number[]) => shape.reduce((product, size) => product * size, 1);
+
+/** The tensors a layer holds for `quantized` (codes in int32 words, see `packBytesIntoWords`). */
+export function fourBitTensors({ packed, state }: Quantized4bit): FourBitTensors {
+  const fields = { quantType: state.quantType, blocksize: state.blocksize, shape: state.shape, packed: wordsTensor(packed) };
+  if (!state.nested) return { ...fields, absmax: tf.tensor1d(state.absmax) };
+  const { codes, absmax, offset, blocksize } = state.nested;
+  return { ...fields, nested: { codes: wordsTensor(codes), absmax: tf.tensor1d(absmax), offset, blocksize } };
+}
+
 /** The fp32 absmax per block; double-quantized, restored as `fp32(map[code] · nested) + offset` (two roundings). */
 function restoreAbsmax(weight: FourBitTensors): tf.Tensor {
   if (!weight.nested) return weight.absmax;
   const { codes, absmax, offset, blocksize } = weight.nested;
-  const centred = tf.gather(tf.tensor1d(DYNAMIC_MAP), tf.cast(codes, 'int32'));
-  return tf.add(scaleBlocks(centred, absmax, blocksize, codes.size), tf.scalar(offset));
+  const blocks = Math.ceil(elementCount(weight.shape) / weight.blocksize);
+  const map = tf.tensor1d(DYNAMIC_MAP);
+  const scaled =
+    tf.getBackend() === 'webgpu'
+      ? nestedAbsmaxKernel(codes, map, absmax, blocks, Math.log2(blocksize))
+      : scaleBlocks(tf.gather(map, unpackWordsTensor(codes, blocks)), absmax, blocksize, blocks);
+  return tf.add(scaled, tf.scalar(offset));
 }
-
-const elementCount = (shape: readonly number[]) => shape.reduce((product, size) => product * size, 1);
 
 /** The kernels' view of a weight: its flattening as [rows, columns] with the last axis as columns. */
 function kernelArguments(weight: FourBitTensors): [FourBitKernelInputs, FourBitKernelAttributes] {

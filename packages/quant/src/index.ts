@@ -1,7 +1,7 @@
 export { assertBlocksize } from './assert-blocksize.js';
 export { blockwiseAbsmax } from './blockwise-absmax.js';
 export { dequantize4bit } from './dequantize-4bit.js';
-export { dequantize4bitTensor, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
+export { dequantize4bitTensor, fourBitTensors, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 export { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
 export { dequantizeAbsmax } from './dequantize-absmax.js';
 export { dequantizeBlockwise8bit } from './dequantize-blockwise-8bit.js';
@@ -9,7 +9,7 @@ export { doubleQuantizeAbsmax } from './double-quantize-absmax.js';
 export { dynamicCodeIndex } from './dynamic-code-index.js';
 export { createDynamicMap, DYNAMIC_MAP } from './dynamic-map.js';
 export { QuantError } from './errors.js';
-export { bytesOfWords, packBytesIntoWords } from './packed-words.js';
+export { bytesOfWords, packBytesIntoWords, wordsTensor } from './packed-words.js';
 export { float32Fma } from './float32-fma.js';
 export { float32Mean } from './float32-mean.js';
 export { fourBitCode, type FourBitCode } from './four-bit-code.js';

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import { dequantize4bit } from './dequantize-4bit.js';
-import { dequantize4bitTensor, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
+import { dequantize4bitTensor, fourBitTensors, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 import { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
 import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
-import { bytesOfWords, packBytesIntoWords } from './packed-words.js';
+import { bytesOfWords } from './packed-words.js';
 import type { QuantState4bit, QuantType } from './quant-state.js';
 import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
 
@@ -25,7 +25,7 @@ type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
 /**
  * bitsandbytes `Linear4bit` (NF4/FP4, blockwise absmax, optional double quantization) for inference and QLoRA.
  * The weight stays packed: two codes per byte, four bytes per int32 word, absmax as fp32 or, double-quantized, as
- * 8-bit codes (a bool tensor) plus one fp32 per 256 blocks, so about 0.516 bytes per parameter with NF4 + double
+ * 8-bit codes (in words too) plus one fp32 per 256 blocks, so about 0.516 bytes per parameter with NF4 + double
  * quant. Each weight value is the single fp32 product `code · absmax` of bnb's `dequantize_4bit`, bit for bit,
  * and the forward computes `x·Wᵀ + b` in float32. On cpu/wasm (HOST_BACKENDS) a loop over the bytes dequantizes
  * straight into the transposed layout the product needs (about 5× faster there than a tf-op gather); on webgpu a
@@ -92,13 +92,7 @@ export class Linear4bit extends Module implements LinearLike {
     if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
       throw new PeftError(`Linear4bit: bias must be [${this.outFeatures}], got [${bias.shape}]`);
     }
-    this.registerParameter('weight', frozenParameter(packedWordsTensor(packed)));
-    if (state.nested) {
-      this.registerParameter('absmax', frozenParameter(tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')));
-      this.registerParameter('nested_absmax', frozenParameter(tf.tensor1d(state.nested.absmax)));
-    } else {
-      this.registerParameter('absmax', frozenParameter(tf.tensor1d(state.absmax)));
-    }
+    for (const [name, tensor] of storedTensors(fourBitTensors({ packed, state }))) this.registerParameter(name, frozenParameter(tensor));
     this.registerParameter('bias', bias ? new Parameter(bias) : null);
     return {
       quantType: state.quantType,
@@ -141,15 +135,15 @@ export class Linear4bit extends Module implements LinearLike {
   quantized(): Quantized4bit {
     const { offset, nestedBlocksize, ...fields } = this.state;
     const count = this.outFeatures * this.inFeatures;
-    const packed = Uint8Array.from(bytesOfWords(this.parameter('weight').value.dataSync() as Int32Array, Math.ceil(count / 2)));
-    const absmax = this.parameter('absmax').value.dataSync();
+    const bytes = (name: string, byteLength: number) => Uint8Array.from(bytesOfWords(this.parameter(name).value.dataSync() as Int32Array, byteLength));
+    const packed = bytes('weight', Math.ceil(count / 2));
     const state: QuantState4bit =
       offset === null
-        ? { ...fields, absmax: Float32Array.from(absmax) }
+        ? { ...fields, absmax: Float32Array.from(this.parameter('absmax').value.dataSync()) }
         : {
             ...fields,
             nested: {
-              codes: Uint8Array.from(absmax),
+              codes: bytes('absmax', Math.ceil(count / fields.blocksize)),
               absmax: Float32Array.from(this.parameter('nested_absmax').value.dataSync()),
               offset,
               blocksize: nestedBlocksize,
@@ -198,22 +192,16 @@ export class Linear4bit extends Module implements LinearLike {
       dtype,
       compressStatistics: this.doubleQuantized,
     });
-    const replacements: [string, tf.Tensor][] = [['weight', packedWordsTensor(packed)]];
-    if (state.nested) {
-      replacements.push(['absmax', tf.tensor(state.nested.codes, [state.nested.codes.length], 'bool')]);
-      replacements.push(['nested_absmax', tf.tensor1d(state.nested.absmax)]);
-      this.state = { ...this.state, offset: state.nested.offset };
-    } else {
-      replacements.push(['absmax', tf.tensor1d(state.absmax)]);
-    }
-    for (const [name, tensor] of replacements) {
+    if (state.nested) this.state = { ...this.state, offset: state.nested.offset };
+    for (const [name, tensor] of storedTensors(fourBitTensors({ packed, state }))) {
       this.parameter(name).set(tensor, `Linear4bit ${name}`);
       tensor.dispose();
     }
   }
 }
 
-function packedWordsTensor(packed: Uint8Array): tf.Tensor1D {
-  const words = packBytesIntoWords(packed);
-  return tf.tensor1d(words, 'int32');
+/** The layer's parameter names for its stored tensors (bnb's: `absmax` holds the codes when double-quantized). */
+function storedTensors(tensors: FourBitTensors): [string, tf.Tensor][] {
+  if (!tensors.nested) return [['weight', tensors.packed], ['absmax', tensors.absmax]];
+  return [['weight', tensors.packed], ['absmax', tensors.nested.codes], ['nested_absmax', tensors.nested.absmax]];
 }

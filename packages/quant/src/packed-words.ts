@@ -12,6 +12,11 @@ export function packBytesIntoWords(bytes: Uint8Array): Int32Array {
   return words;
 }
 
+/** `bytes` as an int32 tensor of words. */
+export function wordsTensor(bytes: Uint8Array): tf.Tensor1D {
+  return tf.tensor1d(packBytesIntoWords(bytes), 'int32');
+}
+
 /** The first `byteLength` bytes of `words` (the inverse of `packBytesIntoWords`). */
 export function bytesOfWords(words: Int32Array, byteLength: number): Uint8Array {
   return new Uint8Array(words.buffer, words.byteOffset, byteLength);

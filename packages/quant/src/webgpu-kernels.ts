@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 export const DEQUANTIZE_4BIT_KERNEL = 'PeftDequantize4bit';
 export const MATMUL_4BIT_KERNEL = 'PeftMatMul4bit';
 export const INT8_CODES_KERNEL = 'PeftInt8Codes';
+export const NESTED_ABSMAX_KERNEL = 'PeftNestedAbsmax';
 
 /** The inputs both kernels read: packed words (int32), fp32 absmax per block, and the 16 fp32 code values. */
 export type FourBitKernelInputs = { readonly packed: tf.Tensor; readonly absmax: tf.Tensor; readonly code: tf.Tensor };
@@ -155,9 +156,20 @@ function elementwiseProgram(shaderKey: string, variableNames: readonly string[],
 const dequantizeProgram = (outputShape: number[]) =>
   elementwiseProgram('peftDequantize4bit', INPUT_NAMES, outputShape, 'blockShift : i32,', WEIGHT_VALUE, 'weightValue(index)');
 
-/** Byte j of a word holds code j as `code + offset` (offset binary). */
+/** Byte `index` of bytes stored four to a word, byte j of a word in bits 8j..8j+7. */
+const BYTE_AT = `
+  fn byteAt(index : u32) -> u32 {
+    return (bitcast<u32>(Packed[index >> 2u]) >> ((index & 3u) * 8u)) & 255u;
+  }
+`;
+
+/** Code j is stored as byte j, `code + offset` (offset binary). */
 const int8CodesProgram = (outputShape: number[], offset: number) =>
-  elementwiseProgram('peftInt8Codes', ['Packed'], outputShape, '', '', `f32((bitcast<u32>(Packed[index >> 2u]) >> ((index & 3u) * 8u)) & 255u) - ${offset}.0`);
+  elementwiseProgram('peftInt8Codes', ['Packed'], outputShape, '', BYTE_AT, `f32(byteAt(index)) - ${offset}.0`);
+
+/** `map[code] · scale[chunk]` per 4-bit block: double-quantized absmax before its offset is added. */
+const nestedAbsmaxProgram = (blocks: number) =>
+  elementwiseProgram('peftNestedAbsmax', ['Packed', 'Map', 'Scales'], [blocks], 'blockShift : i32,', BYTE_AT, 'Map[byteAt(index)] * Scales[index >> u32(uniforms.blockShift)]');
 
 function namedInputs(inputs: tf.NamedTensorInfoMap, names: readonly string[]): tf.TensorInfo[] {
   return names.map((name) => {
@@ -204,6 +216,16 @@ function registerKernels(): void {
       return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(int8CodesProgram([rows, columns], offset), namedInputs(inputs, ['packed']), 'float32', []);
     },
   });
+  tf.registerKernel({
+    kernelName: NESTED_ABSMAX_KERNEL,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { blocks, blockShift } = attrs as unknown as { blocks: number; blockShift: number };
+      return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(nestedAbsmaxProgram(blocks), namedInputs(inputs, ['codes', 'map', 'scales']), 'float32', [
+        { type: 'int32', data: [blockShift] },
+      ]);
+    },
+  });
   // The weight is frozen (as in bnb): only the input gets a gradient, the same product with the weight untransposed.
   tf.registerGradient({
     kernelName: MATMUL_4BIT_KERNEL,
@@ -247,4 +269,13 @@ export function matMul4bitKernel(
 export function int8CodesKernel(packed: tf.Tensor, rows: number, columns: number, offset: number): tf.Tensor2D {
   ensureRegistered();
   return tf.engine().runKernel(INT8_CODES_KERNEL, { packed }, { rows, columns, offset }) as tf.Tensor2D;
+}
+
+/**
+ * `map[code[b]] · scales[b >> blockShift]` for `blocks` codes stored four to a word (one fp32 multiply each, as the
+ * host's double-quantization restore before its offset), on the webgpu backend.
+ */
+export function nestedAbsmaxKernel(codes: tf.Tensor, map: tf.Tensor, scales: tf.Tensor, blocks: number, blockShift: number): tf.Tensor1D {
+  ensureRegistered();
+  return tf.engine().runKernel(NESTED_ABSMAX_KERNEL, { codes, map, scales }, { blocks, blockShift }) as tf.Tensor1D;
 }
