@@ -52,14 +52,80 @@ const THREADS_PER_SIDE = 16;
 const INNER_TILE = 16;
 const LOADS_PER_THREAD = (TILE * INNER_TILE) / (THREADS_PER_SIDE * THREADS_PER_SIDE);
 
+/** Codes in one word: eight, so a tile step of 64 × 16 weights is 128 words. */
+const WORDS_PER_TILE = (TILE * INNER_TILE) / 8;
+
+const DECODE_WORD = `
+  // The eight weights of the word at flat (a multiple of 8, so all in one block: blocks span at least 64).
+  fn decodeWord(flat : u32) -> array<f32, 8> {
+    let word = bitcast<u32>(Packed[flat >> 3u]);
+    let scale = Absmax[flat >> u32(uniforms.blockShift)];
+    var values : array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+      values[j] = Code[(word >> ((j >> 1u) * 8u + select(0u, 4u, (j & 1u) == 0u))) & 15u] * scale;
+    }
+    return values;
+  }
+`;
+
 /**
- * `x·Wᵀ` (transposeWeight, the forward) or `x·W` (its input gradient) for a 2-D x. The weight tile is indexed so
- * that neighbouring threads read neighbouring weight columns, the order in which the codes are packed.
+ * How a workgroup fills its weight tile for one inner step. Rows of whole words (weight columns a multiple of 8):
+ * 128 threads decode a word each, one word load and one absmax load for eight weights. Otherwise each thread
+ * decodes four single weights. Either way neighbouring threads read neighbouring weight columns, the order in
+ * which the codes are packed.
  */
-function matMulProgram(outputShape: [number, number], transposeWeight: boolean) {
-  const [weightRow, weightColumn, tileInner, tileColumn] = transposeWeight
-    ? ['columnBase + element / INNER_TILE', 'innerBase + element % INNER_TILE', 'element % INNER_TILE', 'element / INNER_TILE']
-    : ['innerBase + element / TILE', 'columnBase + element % TILE', 'element / TILE', 'element % TILE'];
+function weightTileLoad(transposeWeight: boolean, wordAligned: boolean): string {
+  if (!wordAligned) {
+    const [weightRow, weightColumn, tileInner, tileColumn] = transposeWeight
+      ? ['columnBase + element / INNER_TILE', 'innerBase + element % INNER_TILE', 'element % INNER_TILE', 'element / INNER_TILE']
+      : ['innerBase + element / TILE', 'columnBase + element % TILE', 'element / TILE', 'element % TILE'];
+    return `
+      for (var load = 0; load < ${LOADS_PER_THREAD}; load++) {
+        let element = i32(localIndex) + load * THREADS_PER_SIDE * THREADS_PER_SIDE;
+        let weightRow = ${weightRow};
+        let weightColumn = ${weightColumn};
+        var weight = 0.0;
+        if (weightRow < uniforms.weightRows && weightColumn < uniforms.weightColumns) {
+          weight = weightValue(u32(weightRow) * u32(uniforms.weightColumns) + u32(weightColumn));
+        }
+        let tileColumn = ${tileColumn};
+        weightTile[${tileInner}][tileColumn / 4][tileColumn % 4] = weight;
+      }`;
+  }
+  // Forward: a word holds 8 inner indices of one output column; backward: 8 output columns of one inner index.
+  const [placement, store] = transposeWeight
+    ? [
+        `let tileColumn = word / 2;
+        let firstInner = (word % 2) * 8;
+        let weightRow = columnBase + tileColumn;
+        let weightColumn = innerBase + firstInner;`,
+        `for (var j = 0; j < 8; j++) {
+          weightTile[firstInner + j][tileColumn / 4][tileColumn % 4] = values[j];
+        }`,
+      ]
+    : [
+        `let tileInner = word / 8;
+        let firstColumn = (word % 8) * 8;
+        let weightRow = innerBase + tileInner;
+        let weightColumn = columnBase + firstColumn;`,
+        `weightTile[tileInner][firstColumn / 4] = vec4<f32>(values[0], values[1], values[2], values[3]);
+        weightTile[tileInner][firstColumn / 4 + 1] = vec4<f32>(values[4], values[5], values[6], values[7]);`,
+      ];
+  return `
+      if (localIndex < ${WORDS_PER_TILE}u) {
+        let word = i32(localIndex);
+        ${placement}
+        var values : array<f32, 8>;
+        if (weightRow < uniforms.weightRows && weightColumn < uniforms.weightColumns) {
+          values = decodeWord(u32(weightRow) * u32(uniforms.weightColumns) + u32(weightColumn));
+        }
+        ${store}
+      }`;
+}
+
+/** `x·Wᵀ` (transposeWeight, the forward) or `x·W` (its input gradient) for a 2-D x. */
+function matMulProgram(outputShape: [number, number], transposeWeight: boolean, weightColumns: number) {
+  const wordAligned = weightColumns % 8 === 0;
   return {
     variableNames: ['X', ...INPUT_NAMES],
     uniforms: 'rows : i32, inner : i32, columns : i32, weightRows : i32, weightColumns : i32, blockShift : i32,',
@@ -67,7 +133,7 @@ function matMulProgram(outputShape: [number, number], transposeWeight: boolean) 
     outputShape,
     dispatchLayout: { x: [1], y: [0] },
     dispatch: [Math.ceil(outputShape[1] / TILE), Math.ceil(outputShape[0] / TILE), 1] as [number, number, number],
-    shaderKey: `peftMatMul4bit_${transposeWeight}`,
+    shaderKey: `peftMatMul4bit_${transposeWeight}_${wordAligned}`,
     getUserCode: () => `
   const TILE = ${TILE};
   const INNER_TILE = ${INNER_TILE};
@@ -75,7 +141,7 @@ function matMulProgram(outputShape: [number, number], transposeWeight: boolean) 
   // [inner][row / 4] with row % 4 as the component; the same for the weight's output columns.
   var<workgroup> inputTile : array<array<vec4<f32>, THREADS_PER_SIDE>, INNER_TILE>;
   var<workgroup> weightTile : array<array<vec4<f32>, THREADS_PER_SIDE>, INNER_TILE>;
-  ${WEIGHT_VALUE}
+  ${wordAligned ? DECODE_WORD : WEIGHT_VALUE}
   fn main() {
     let rowBase = i32(workgroupId.y) * TILE;
     let columnBase = i32(workgroupId.x) * TILE;
@@ -93,15 +159,7 @@ function matMulProgram(outputShape: [number, number], transposeWeight: boolean) 
           input = X[row * uniforms.inner + inner];
         }
         inputTile[element % INNER_TILE][tileRow / 4][tileRow % 4] = input;
-        let weightRow = ${weightRow};
-        let weightColumn = ${weightColumn};
-        var weight = 0.0;
-        if (weightRow < uniforms.weightRows && weightColumn < uniforms.weightColumns) {
-          weight = weightValue(u32(weightRow) * u32(uniforms.weightColumns) + u32(weightColumn));
-        }
-        let tileColumn = ${tileColumn};
-        weightTile[${tileInner}][tileColumn / 4][tileColumn % 4] = weight;
-      }
+      }${weightTileLoad(transposeWeight, wordAligned)}
       workgroupBarrier();
       for (var k = 0; k < INNER_TILE; k++) {
         let weights = weightTile[k][threadColumn];
@@ -201,7 +259,7 @@ function registerKernels(): void {
       const [rows, inner] = x.shape;
       const columns = transposeWeight ? weightRows : weightColumns;
       return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(
-        matMulProgram([rows, columns], transposeWeight),
+        matMulProgram([rows, columns], transposeWeight, weightColumns),
         [x, ...kernelInputs(inputs)],
         'float32',
         [rows, inner, columns, weightRows, weightColumns, blockShift].map((value) => ({ type: 'int32', data: [value] })),

@@ -13,8 +13,9 @@ const webgpuAvailable = await initBackend('webgpu').then(
 
 const uniform = (shape: number[], seed: number, scale = 1) => tf.randomUniform(shape, -scale, scale, 'float32', seed);
 
-// Sizes that are not multiples of the kernel's 64 × 64 tiles, its 16-wide inner steps, a word (8 codes) or a
-// block, so every bound and the short last block are crossed; double quant over several 256-block chunks.
+// Sizes that are not multiples of the kernel's 64 × 64 tiles, its 16-wide inner steps or a block, so every bound
+// and the short last block are crossed; in-features that are (320, 264: whole-word decoding) and are not (100, 257)
+// multiples of a word's 8 codes; double quant over several 256-block chunks.
 const cases = [
   { quantType: 'nf4', compressStatistics: true, blocksize: 64, outFeatures: 70, inFeatures: 100, rows: 5 },
   { quantType: 'fp4', compressStatistics: false, blocksize: 128, outFeatures: 130, inFeatures: 257, rows: 1 },
