@@ -130,28 +130,23 @@ export async function runAdaptersBench(): Promise<BenchResult[]> {
   ceiling = Math.max(ceiling, await matMulCeiling());
   const tokens = batch * sequence;
   const throughput = (flops: number, time: number) => `${(flops / time / 1e9).toFixed(1)} GFLOP/s = ${((100 * flops) / time / 1e9 / ceiling).toFixed(0)}% of the matMul ceiling`;
+  const compared = (name: string, key: string, baselineKey: string, note: string): BenchResult => ({
+    name,
+    value: seconds[key],
+    unit: 's',
+    baseline: seconds[baselineKey],
+    ratio: seconds[key] / seconds[baselineKey],
+    note,
+  });
+  const stepNote = `${(tokens / seconds['lora.step']).toFixed(0)} tokens/s; ${throughput(stepFlops(), seconds['lora.step'])}`;
   results.push(
     { name: 'matmul.ceiling', value: ceiling, unit: 'GFLOP/s', note: `plain 2-D [${tokens}, ${smallConfig.hidden_size}] × [${smallConfig.hidden_size}, ${smallConfig.intermediate_size}] product` },
     { name: 'base.forward', value: seconds['base.forward'], unit: 's', note: `${(tokens / seconds['base.forward']).toFixed(0)} tokens/s; ${throughput(forwardFlops(), seconds['base.forward'])}` },
-    { name: 'lora.forward', value: seconds['lora.forward'], unit: 's', baseline: seconds['base.forward'], ratio: seconds['lora.forward'] / seconds['base.forward'], note: 'unmerged r=8, 7 targets; goal ≤ 1.10' },
-    { name: 'dora.forward', value: seconds['dora.forward'], unit: 's', baseline: seconds['lora.forward'], ratio: seconds['dora.forward'] / seconds['lora.forward'], note: 'eval mode; goal ≤ 1.25 of LoRA' },
-    {
-      name: 'lora.train_step',
-      value: seconds['lora.step'],
-      unit: 's',
-      baseline: seconds['base.forward'],
-      ratio: seconds['lora.step'] / seconds['base.forward'],
-      note: `${(tokens / seconds['lora.step']).toFixed(0)} tokens/s; ${throughput(stepFlops(), seconds['lora.step'])}; ratio to base forward; gradient checkpointing ${gradientCheckpointing ? 'on' : 'off'}`,
-    },
-    { name: 'dora.train_step', value: seconds['dora.step'], unit: 's', baseline: seconds['lora.step'], ratio: seconds['dora.step'] / seconds['lora.step'], note: 'goal ≤ 1.25 of a LoRA step' },
-    {
-      name: 'qlora.train_step',
-      value: seconds['qlora.step'],
-      unit: 's',
-      baseline: seconds['lora.step'],
-      ratio: seconds['qlora.step'] / seconds['lora.step'],
-      note: 'NF4 + double-quant projections (dequantized in the forward and again in the backward) vs float LoRA',
-    },
+    compared('lora.forward', 'lora.forward', 'base.forward', 'unmerged r=8, 7 targets; goal ≤ 1.10'),
+    compared('dora.forward', 'dora.forward', 'lora.forward', 'eval mode; goal ≤ 1.25 of LoRA'),
+    compared('lora.train_step', 'lora.step', 'base.forward', `${stepNote}; ratio to base forward; gradient checkpointing ${gradientCheckpointing ? 'on' : 'off'}`),
+    compared('dora.train_step', 'dora.step', 'lora.step', 'goal ≤ 1.25 of a LoRA step'),
+    compared('qlora.train_step', 'qlora.step', 'lora.step', 'NF4 + double-quant projections (dequantized in the forward and again in the backward) vs float LoRA'),
   );
   if (tf.getBackend() === 'wasm') {
     results.push({ name: 'wasm.heap', value: wasmHeapGiB(), unit: 'GiB', note: 'largest the heap grew to (it never shrinks); the wasm32 limit is ~3.9 GiB' });
