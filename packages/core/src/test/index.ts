@@ -5,7 +5,8 @@ import { initBackend, type BackendName } from '../backend/index.js';
 
 /**
  * The backends numeric suites run on: cpu (exact reference) and wasm (fast path) by default,
- * or the comma-separated list in PEFT_TS_BACKEND (e.g. `webgpu`, `tensorflow`).
+ * or the comma-separated list in PEFT_TS_BACKEND (e.g. `tensorflow`; the suites read back synchronously, which
+ * WebGPU cannot do under Node).
  */
 export function testBackends(): BackendName[] {
   const requested = process.env.PEFT_TS_BACKEND;
