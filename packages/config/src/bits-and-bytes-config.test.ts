@@ -8,17 +8,7 @@ import {
   parseBitsAndBytesConfigObject,
   serializeBitsAndBytesConfig,
 } from './bits-and-bytes-config.js';
-import { ConfigError } from './config-error.js';
-
-function errorMessage(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { configErrorMessage } from './test/config-error-message.js';
 
 const source = 'quantization.json';
 const parseStrict = (value: unknown) => parseBitsAndBytesConfigObject(value, { source, strict: true });
@@ -87,10 +77,10 @@ describe('bitsAndBytesConfig', () => {
   });
 
   it('rejects loading in 8-bit and 4-bit at once', () => {
-    expect(errorMessage(() => parseStrict({ load_in_8bit: true, load_in_4bit: true }))).toBe(
+    expect(configErrorMessage(() => parseStrict({ load_in_8bit: true, load_in_4bit: true }))).toBe(
       'quantization.json: load_in_4bit: `load_in_4bit` and `load_in_8bit` are both true, but only one can be used at the same time',
     );
-    expect(errorMessage(() => createBitsAndBytesConfig({ loadIn8bit: true, loadIn4bit: true }))).toBe(
+    expect(configErrorMessage(() => createBitsAndBytesConfig({ loadIn8bit: true, loadIn4bit: true }))).toBe(
       'loadIn4bit: `loadIn4bit` and `loadIn8bit` are both true, but only one can be used at the same time',
     );
     expect(parseStrict({ load_in_8bit: true }).loadIn8bit).toBe(true);
@@ -104,14 +94,14 @@ describe('bitsAndBytesConfig', () => {
     [{ llm_int8_skip_modules: 'lm_head' }, 'llm_int8_skip_modules: expected a list of module names, got "lm_head"'],
     [{ load_in_4bit: 'yes' }, 'load_in_4bit: expected true or false, got "yes"'],
   ])('reports %j', (file, expected) => {
-    expect(errorMessage(() => parseStrict(file))).toBe(`${source}: ${expected}`);
+    expect(configErrorMessage(() => parseStrict(file))).toBe(`${source}: ${expected}`);
   });
 
   it('drops unknown keys with a warning unless strict', () => {
     const onWarning = vi.fn();
     expect(parseBitsAndBytesConfigObject({ load_in_4bits: true }, { source, onWarning }).loadIn4bit).toBe(false);
     expect(onWarning).toHaveBeenCalledWith(expect.stringContaining('"load_in_4bits" (did you mean "load_in_4bit"?)'));
-    expect(errorMessage(() => parseStrict({ load_in_4bits: true }))).toBe(
+    expect(configErrorMessage(() => parseStrict({ load_in_4bits: true }))).toBe(
       'quantization.json: unknown key "load_in_4bits" (did you mean "load_in_4bit"?)',
     );
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createBitsAndBytesConfig } from './bits-and-bytes-config.js';
-import { ConfigError } from './config-error.js';
+import { configErrorMessage } from './test/config-error-message.js';
 import { createLoraConfig } from './lora-config.js';
 import {
   createTrainingConfig,
@@ -11,16 +11,6 @@ import {
   trainingConfigFromSnakeCase,
   trainingConfigToSnakeCase,
 } from './training-config.js';
-
-function errorMessage(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 const source = 'train.yaml';
 const required = { model: 'models/mistral', data: 'data/train.jsonl', output_dir: 'runs/first' };
@@ -114,11 +104,11 @@ describe('trainingConfig', () => {
       'validation_split: cannot be used together with `data.validation`; use one or the other',
     ],
   ])('reports %j', (extra, expected) => {
-    expect(errorMessage(() => parse(extra))).toBe(`${source}: ${expected}`);
+    expect(configErrorMessage(() => parse(extra))).toBe(`${source}: ${expected}`);
   });
 
   it('reports missing required settings', () => {
-    expect(errorMessage(() => parseTrainingConfigObject({}, { source }))).toBe(
+    expect(configErrorMessage(() => parseTrainingConfigObject({}, { source }))).toBe(
       [
         'train.yaml: model: missing; expected a path to the base model directory',
         'train.yaml: data: missing; expected a JSONL path or an object {"train": path, "validation": path}',
@@ -128,7 +118,7 @@ describe('trainingConfig', () => {
   });
 
   it('names the file and position of a JSON syntax error', () => {
-    expect(errorMessage(() => parseTrainingConfigJson('{"model": "m",\n "seed": 4 2}', { source: 'train.json' }))).toBe(
+    expect(configErrorMessage(() => parseTrainingConfigJson('{"model": "m",\n "seed": 4 2}', { source: 'train.json' }))).toBe(
       "train.json: invalid JSON at line 2, column 12: expected ',' or '}' after a property value",
     );
   });

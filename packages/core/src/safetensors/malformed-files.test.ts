@@ -6,6 +6,7 @@ import { deserializeSafetensors } from './deserialize-safetensors.js';
 import { SafetensorsError, type SafetensorsErrorCode } from './safetensors-error.js';
 import { SafetensorsFile } from './safetensors-file.js';
 import { serializeSafetensors } from './serialize-safetensors.js';
+import { SeededRandom } from '../random.js';
 
 interface MalformedCase {
   readonly name: string;
@@ -64,17 +65,6 @@ function fileWithEntry(entry: string, dataBytes = 8): Uint8Array {
 
 function entry(dtype: string, shape: string, offsets: string): string {
   return `{"dtype":${dtype},"shape":${shape},"data_offsets":${offsets}}`;
-}
-
-/** A deterministic xorshift32 stream, so the corpus is the same on every run. */
-function randomStream(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return state >>> 0;
-  };
 }
 
 function buildCorpus(): MalformedCase[] {
@@ -228,7 +218,8 @@ function buildCorpus(): MalformedCase[] {
   add('data region missing', VALID.slice(0, 8 + VALID_HEADER_LENGTH), 'OUT_OF_BOUNDS');
   add('valid file (control)', VALID, 'valid');
 
-  const next = randomStream(20_240_321);
+  const random = new SeededRandom(20_240_321);
+  const next = () => random.nextUint32();
   for (let flip = 0; flip < 150; flip++) {
     const bytes = VALID.slice();
     const count = 1 + (next() % 3);
