@@ -88,7 +88,7 @@ describeWithBackends('DoRA', () => {
     expect(maxAbsDifference(grads[magnitude.name], tf.zerosLike(magnitude))).toBeGreaterThan(0);
   });
 
-  it('keeps a magnitude per adapter and switches between two DoRA adapters', () => {
+  it('keeps a magnitude per adapter and switches between two DoRA adapters', async () => {
     manualSeed(7);
     const model = new Single(new Linear(6, 5));
     const x = tf.randomNormal([3, 6], 0, 1, 'float32', 10);
@@ -99,10 +99,10 @@ describeWithBackends('DoRA', () => {
     const first = model.forward(x);
     dora.addAdapter('second', config);
     expect(layer.parameterDict(MAGNITUDE_PARAMETER).keys()).toEqual(['default', 'second']);
-    dora.setAdapter('second');
+    await dora.setAdapter('second');
     const second = model.forward(x);
     expect(maxAbsDifference(second, first)).toBeGreaterThan(1e-3);
-    dora.setAdapter('default');
+    await dora.setAdapter('default');
     expect(maxAbsDifference(model.forward(x), first)).toBe(0);
     dora.deleteAdapter('second');
     expect(layer.parameterDict(MAGNITUDE_PARAMETER).keys()).toEqual(['default']);
