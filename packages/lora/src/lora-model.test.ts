@@ -5,6 +5,7 @@ import { createLoraConfig } from '@peft-ts/config';
 import { expect, it } from 'vitest';
 import { LoraLinear } from './lora-linear.js';
 import { LoraModel } from './lora-model.js';
+import { resolvePatternKey } from './resolve-layer-settings.js';
 import { Mlp, createConvModel, mlpInput } from './testing/test-models.js';
 
 const output = (model: { forward(x: tf.Tensor): tf.Tensor }, input: tf.Tensor) => tf.tidy(() => model.forward(input));
@@ -36,6 +37,15 @@ describeWithBackends('LoraModel', () => {
     );
     expect((patterned.getSubmodule('lin0') as LoraLinear).scaling('default')).toBe(11 / 5);
     expect((patterned.getSubmodule('lin1') as LoraLinear).scaling('default')).toBe(17 / 3);
+  });
+
+  it('matches rank_pattern keys as PEFT 0.10\'s re.match(".*\\.<key>$"): a top-level | does not reach mid-key', () => {
+    const patterns = { rankPattern: { 'q_proj|v_proj': 2 }, alphaPattern: {} };
+    expect(resolvePatternKey('model.layers.0.self_attn.q_proj', patterns)).toBe('q_proj|v_proj');
+    expect(resolvePatternKey('model.layers.0.self_attn.xv_proj', patterns)).toBe('model.layers.0.self_attn.xv_proj');
+    // Python anchors `v_proj$` at the start of the key too, so only a key that is exactly `v_proj` takes it.
+    expect(resolvePatternKey('model.layers.0.self_attn.v_proj', patterns)).toBe('model.layers.0.self_attn.v_proj');
+    expect(resolvePatternKey('model.layers.0.self_attn.v_proj', { rankPattern: { '(q_proj|v_proj)': 2 }, alphaPattern: {} })).toBe('(q_proj|v_proj)');
   });
 
   it('disables, merges, unmerges and merge-and-unloads with equal outputs', async () => {
@@ -210,6 +220,38 @@ describeWithBackends('LoraModel', () => {
 });
 
 describeWithBackends('adapter loading errors', () => {
+  it('loads what matches and reports missing and unexpected keys, as PEFT loads (strict=False)', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readTensorFile, writeTensorFile } = await import('@peft-ts/core');
+    const { saveAdapter, loadLoraModel, loadAdapter } = await import('./adapter-io.js');
+    const directory = await mkdtemp(join(tmpdir(), 'peft-ts-keys-'));
+    try {
+      manualSeed(9);
+      const saved = new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0', 'lin1'], initLoraWeights: false }));
+      await saveAdapter(saved, directory);
+      const file = join(directory, 'adapter_model.safetensors');
+      const tensors = await readTensorFile(file);
+      const loraA = tensors.get('base_model.model.lin0.lora_A.weight')!;
+      tensors.delete('base_model.model.lin1.lora_B.weight');
+      tensors.set('base_model.model.lin9.lora_A.weight', tf.zeros([8, 10]));
+      await writeTensorFile(file, tensors, { format: 'pt' });
+      const warnings: string[] = [];
+      const loaded = await loadLoraModel(new Mlp(), directory, { onWarning: (message) => warnings.push(message) });
+      expect(warnings).toEqual([
+        `${file}: adapter 'default' loaded with keys missing (left at their initial values): base_model.model.lin1.lora_B.weight | ` +
+          'unexpected (ignored): base_model.model.lin9.lora_A.weight',
+      ]);
+      expect(maxAbsDifference((loaded.model.getSubmodule('lin0') as LoraLinear).loraA('default').weight.value, loraA)).toBe(0);
+      const result = await loadAdapter(loaded, directory, { adapterName: 'second', onWarning: () => {} });
+      expect(result).toEqual({ missingKeys: ['base_model.model.lin1.lora_B.weight'], unexpectedKeys: ['base_model.model.lin9.lora_A.weight'] });
+      expect(loaded.adapterNames).toEqual(['default', 'second']);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('names every key whose shape does not fit the config (r in the config vs the checkpoint)', async () => {
     const { mkdtemp, rm, writeFile, readFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
