@@ -38,14 +38,13 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
   readonly method: AdapterMethod<LoraConfig>;
   private readonly configs = new Map<string, LoraConfig>();
   private readonly warn: (message: string) => void;
-  private activeNames: string[];
+  private activeNames: string[] = [];
 
   constructor(model: MODEL, config: LoraConfig, options: LoraModelOptions = {}) {
     this.model = model;
     this.method = options.method ?? loraMethod;
     this.warn = options.onWarning ?? console.warn;
     const adapterName = options.adapterName ?? 'default';
-    this.activeNames = [adapterName];
     this.inject(adapterName, config);
     this.activate([adapterName]);
   }
@@ -130,11 +129,11 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     }
     for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.deleteAdapter(adapterName);
     this.configs.delete(adapterName);
-    const remaining = this.activeNames.filter((name) => name !== adapterName);
-    if (remaining.length === 0 && this.activeNames.includes(adapterName)) {
-      const next = this.adapterNames.sort()[0];
-      if (next !== undefined) this.warn(`Adapter ${adapterName} was active which is now deleted. Setting active adapter to ${next}.`);
-      remaining.push(...(next === undefined ? [] : [next]));
+    let remaining = this.activeNames.filter((name) => name !== adapterName);
+    const next = this.adapterNames.sort()[0];
+    if (remaining.length === 0 && this.activeNames.includes(adapterName) && next !== undefined) {
+      this.warn(`Adapter ${adapterName} was active which is now deleted. Setting active adapter to ${next}.`);
+      remaining = [next];
     }
     this.activate(remaining);
   }
