@@ -13,6 +13,11 @@ const checkpointName = /^checkpoint-(\d+)$/;
 /** Prefix of directories being written or deleted; never mistaken for a checkpoint. */
 const temporaryPrefix = 'tmp-checkpoint-';
 
+/** Whether an output directory entry is a checkpoint, or a checkpoint being written or deleted. */
+export function isCheckpointEntryName(name: string): boolean {
+  return checkpointName.test(name) || name.startsWith(temporaryPrefix);
+}
+
 export type CheckpointContents = {
   readonly trainerState: TrainerState;
   /** Stays owned by the caller. */
