@@ -1,5 +1,5 @@
 import { copyFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { manualSeed, readTensorFile } from '@peft-ts/core';
@@ -16,7 +16,7 @@ import { checkOutputDirectory, removePreviousRun } from '../session/output-direc
 import { parameterReport } from '../session/parameter-report.js';
 import { resolveTrainingConfig } from '../session/run-config.js';
 import { trainableCausalModel } from '../session/trainable-causal-model.js';
-import { TRAINER_STATE_FILE_NAME } from '../checkpoint/checkpoint-manager.js';
+import { TRAINER_STATE_FILE_NAME, TRAINING_CONFIG_FILE_NAME } from '../checkpoint/checkpoint-manager.js';
 import { trainLoop } from '../training/train-loop.js';
 import { addTrainingOptions, trainingOverrides, type TrainingOptions } from './training-options.js';
 
@@ -102,6 +102,14 @@ export function registerTrainCommand(program: Command): void {
           }
         },
         resumeFrom: options.resume === true ? 'latest' : options.resume,
+        onResume: ({ directory, step, configChanges }) => {
+          out.write(`resuming from ${basename(directory)} (${directory}), step ${step}\n`);
+          if (configChanges === null) {
+            out.write(`warning: ${directory} has no ${TRAINING_CONFIG_FILE_NAME} (written by an older peft-ts), so settings changed since cannot be listed\n`);
+          } else if (configChanges.length > 0) {
+            out.write(`warning: settings changed since ${basename(directory)} was saved: ${configChanges.join(', ')}\n`);
+          }
+        },
         signal: controller.signal,
         onStep: ({ step, totalSteps, loss, tokensPerSecond }) => {
           progress ??= new ProgressBar(out, { label: 'training', total: totalSteps });
