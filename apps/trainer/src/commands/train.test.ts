@@ -110,12 +110,12 @@ describe('peft-ts train', () => {
     await exited;
     expect(await exists(join(output, 'checkpoint-4'))).toBe(true);
     expect(await exists(join(output, 'checkpoint-12'))).toBe(false);
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      expect(await main([...common, '--output-dir', output, '--resume'])).toBe(0);
-    } finally {
-      spy.mockRestore();
-    }
+    const resumed = await runCli([...common, '--output-dir', output, '--resume']);
+    expect(resumed.code).toBe(0);
+    const latest = /resuming from checkpoint-(\d+) \((.*)\), step (\d+)\n/.exec(resumed.stderr);
+    expect(latest).not.toBeNull();
+    expect([latest![2], latest![3]]).toEqual([join(output, `checkpoint-${latest![1]}`), latest![1]]);
+    expect(resumed.stderr).not.toContain('warning:');
     expect(await losses(output)).toEqual(reference);
   });
 
@@ -168,6 +168,28 @@ describe('peft-ts train', () => {
       ['adapter_config.json', 'adapter_model.safetensors', 'checkpoint-2', 'loss.svg', 'metrics.jsonl', 'notes.txt', 'report.html', 'trainer_state.json'],
     );
     expect((await losses(output)).map(([step]) => step)).toEqual([1, 2]);
+
+    const resumed = await runCli([...common, '--output-dir', output, '--max-steps', '3', '--learning-rate', '0.02', '--resume']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(
+      `resuming from checkpoint-2 (${join(output, 'checkpoint-2')}), step 2\n` +
+        'warning: settings changed since checkpoint-2 was saved: learning_rate 0.01 → 0.02, max_steps 2 → 3\n',
+    );
+  });
+
+  it('--data replaces the training file and keeps the validation file of the config', async () => {
+    const lines = (await readFile(join(demo, 'data', 'validation.jsonl'), 'utf8')).split('\n').slice(0, 8).join('\n');
+    await writeFile(join(scratch, 'valid.jsonl'), `${lines}\n`);
+    const config = join(scratch, 'with-validation.yaml');
+    const yaml = (await readFile(join(scratch, 'run.yaml'), 'utf8')).replace('data: train.jsonl', 'data: { train: missing.jsonl, validation: valid.jsonl }');
+    await writeFile(config, yaml);
+    const output = join(scratch, 'validated');
+    const result = await runCli(['train', '--config', config, '--data', join(scratch, 'train.jsonl'), '--output-dir', output, '--max-steps', '1']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(`data: --data replaces the training file; the validation file ${join(scratch, 'valid.jsonl')} from ${config} is kept\n`);
+    expect(result.stderr).toMatch(/data: \d+ training and 8 validation sequences/);
+    const records = (await readFile(join(output, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    expect(records.at(-1).eval_loss).toBeGreaterThan(0);
   });
 
   // The whole trainer path (4-bit load, DoRA, AdamW, checkpoints) on WebGPU; a software adapter is enough to check the numbers.

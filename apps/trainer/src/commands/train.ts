@@ -41,6 +41,9 @@ export function registerTrainCommand(program: Command): void {
         ...(dataFiles.validation ? [{ path: dataFiles.validation, what: 'validation data (data.validation)' }] : []),
       ],
     });
+    if (options.data && dataFiles.validation) {
+      out.write(`data: --data replaces the training file; the validation file ${dataFiles.validation} from ${options.config} is kept\n`);
+    }
     if (resume && config.overwriteOutputDir) out.write('overwrite_output_dir is ignored with --resume: the run continues in place\n');
     const backend = await initBackend(config.backend);
     out.write(`backend: ${backend.name} (${backend.detail})\n`);
