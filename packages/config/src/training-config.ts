@@ -155,7 +155,10 @@ const trainingConfigFileShape = {
     }),
   zero_grad_norm_steps: nonNegativeInteger()
     .default(3)
-    .meta({ description: 'Stop as diverged after this many consecutive steps with a gradient norm of 0; 0 disables the check.' }),
+    .meta({
+      description:
+        "Stop as diverged after this many consecutive steps whose gradient norm vanished (0, or under 1e-5 of the first step's) while the smoothed training loss stayed above its lowest; 0 disables the check.",
+    }),
   seed: nonNegativeInteger()
     .default(42)
     .meta({ description: 'Seed for adapter initialisation, dropout and data shuffling.' }),

@@ -44,6 +44,7 @@ const trainerStateSchema = z.object({
       steps: count,
       first_loss: z.number().nullable(),
       lowest_smoothed_loss: z.number().nullable(),
+      first_grad_norm: z.number().nullable(),
       zero_grad_norm_steps: count,
     })
     .optional(),

@@ -177,6 +177,21 @@ describe('peft-ts train', () => {
     );
   });
 
+  it('stops a run diverging at learning_rate 1e6 with an error, keeping the best checkpoint through save_total_limit', async () => {
+    const output = join(scratch, 'diverged');
+    const result = await runCli([...common, '--output-dir', output, '--learning-rate', '1e6', '--save-total-limit', '1']);
+    expect(result.code).toBe(1);
+    const best = join(output, 'checkpoint-2');
+    expect(result.stderr).toMatch(
+      new RegExp(
+        '\\nerror: step 5: the gradient norm has vanished \\(.*\\) for 3 consecutive steps while the smoothed loss .* \\(zero_grad_norm_steps\\): ' +
+          `nothing is being learned; training stopped without applying this step\\. The best checkpoint is ${best} \\(smoothed training loss \\d+\\.\\d{4}\\); ` +
+          `the last is ${join(output, 'checkpoint-4')}\\. Lower learning_rate \\(now 1000000\\), or raise zero_grad_norm_steps \\(--zero-grad-norm-steps\\); 0 turns the check off\\n$`,
+      ),
+    );
+    expect((await readdir(output)).sort()).toEqual(['checkpoint-2', 'checkpoint-4', 'metrics.jsonl']);
+  });
+
   it('--data replaces the training file and keeps the validation file of the config', async () => {
     const lines = (await readFile(join(demo, 'data', 'validation.jsonl'), 'utf8')).split('\n').slice(0, 8).join('\n');
     await writeFile(join(scratch, 'valid.jsonl'), `${lines}\n`);

@@ -133,6 +133,10 @@ export function registerTrainCommand(program: Command): void {
       await writeTrainingReport(config.outputDir, { summary: result.summary, records: result.metrics });
       out.write(`${formatTrainingSummary(result.summary)}\n`);
       out.write(`adapter, metrics.jsonl, trainer_state.json, report.html and loss.svg written to ${config.outputDir}\n`);
+    } catch (error) {
+      // End the progress line, so the error is not printed after the bar.
+      progress?.finish();
+      throw error;
     } finally {
       process.removeListener('SIGINT', interrupt);
     }

@@ -87,7 +87,7 @@ export function addTrainingOptions(command: Command): Command {
     .option('--save-steps <steps>', 'checkpoint every N steps', number)
     .option('--save-total-limit <count>', 'checkpoints kept (the best one is always kept too)', number)
     .option('--divergence-factor <factor>', 'stop when the smoothed loss exceeds this multiple of its lowest value (0: off)', number)
-    .option('--zero-grad-norm-steps <steps>', 'stop after this many consecutive steps with gradient norm 0 (0: off)', number)
+    .option('--zero-grad-norm-steps <steps>', 'stop after this many consecutive steps with a vanished gradient norm (0: off)', number)
     .option('--seed <seed>', 'random seed', number)
     .option('--gradient-checkpointing', 'recompute activations in backward (less memory)')
     .option('--max-seq-length <length>', 'tokens per sequence', number)

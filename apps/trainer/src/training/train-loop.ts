@@ -376,9 +376,9 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       const diverged = divergence.observe(loss, gradientNorm);
       if (diverged) {
         throw new TrainingDivergedError(
-          `step ${step}: ${diverged}; training stopped without applying this step. ${keptCheckpoints()}. ` +
-            `Lower learning_rate (now ${settings.learningRate}), or raise divergence_factor (--divergence-factor) or ` +
-            'zero_grad_norm_steps (--zero-grad-norm-steps), 0 turning a check off',
+          `step ${step}: ${diverged.what}; training stopped without applying this step. ${keptCheckpoints()}. ` +
+            `Lower learning_rate (now ${settings.learningRate}), or raise ${diverged.setting} ` +
+            `(--${diverged.setting.replaceAll('_', '-')}); 0 turns the check off`,
           step,
           lastCheckpoint,
           bestModelCheckpoint,
