@@ -126,7 +126,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     if (options.resumeFrom !== undefined) {
       const directory =
         options.resumeFrom === 'latest' ? await CheckpointManager.latest(settings.outputDir) : options.resumeFrom;
-      if (directory === null) throw new TrainingError(`${settings.outputDir}: no complete checkpoint to resume from`);
+      if (directory === null) throw new TrainingError(`${settings.outputDir}: no complete checkpoint to resume from; run without --resume to start a new run`);
       const checkpoint = await CheckpointManager.load(directory);
       const state = checkpoint.trainerState;
       const statePath = join(directory, TRAINER_STATE_FILE_NAME);
@@ -208,6 +208,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     const save = async () => {
       const directory = join(settings.outputDir, `checkpoint-${globalStep}`);
       // As transformers does with eval_loss as the metric: a checkpoint is best when its step's evaluation is.
+      // Without validation data, the smoothed training loss stands in for it.
       const metric = validation.length > 0 ? (lastEvaluation?.step === globalStep ? lastEvaluation.result.loss : null) : divergence.smoothedLoss;
       if (metric !== null && (bestMetric === null || metric < bestMetric)) {
         bestMetric = metric;
