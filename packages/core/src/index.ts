@@ -18,3 +18,4 @@ export * from './ops.js';
 export * from './matmul.js';
 export * from './checkpoint.js';
 export * from './clone-module.js';
+export * from './linalg/index.js';
