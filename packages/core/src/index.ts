@@ -4,6 +4,7 @@ export * from './module.js';
 export * from './random.js';
 export * from './meta.js';
 export * from './weight-access.js';
+export * from './quantization-round-trip.js';
 export * from './layers/linear.js';
 export * from './layers/embedding.js';
 export * from './layers/conv2d.js';

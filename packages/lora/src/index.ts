@@ -10,3 +10,4 @@ export * from './adapter-io.js';
 export * from './modules-to-save-wrapper.js';
 export * from './merge-utils.js';
 export * from './weighted-adapter.js';
+export * from './loftq.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Dropout, MergeError, Module, ModuleDict, ParameterDict, UnknownAdapterError, type WeightAccess } from '@peft-ts/core';
+import type { LoftqSettings } from './loftq.js';
 
 export type InitLoraWeights = boolean | 'gaussian' | 'loftq';
 
@@ -11,6 +12,8 @@ export type LoraAdapterSettings = {
   readonly initLoraWeights: InitLoraWeights;
   readonly useRslora: boolean;
   readonly useDora: boolean;
+  /** Set with `initLoraWeights: 'loftq'` when the method has a quantizer. */
+  readonly loftq?: LoftqSettings;
 };
 
 /** `alpha / r`, or rsLoRA's `alpha / √r`. */
