@@ -77,7 +77,7 @@ describeWithBackends('init_lora_weights "loftq"', () => {
   it('replaces each Linear base weight by its quantization and sets A/B to the LoftQ fit, with loftq_config', () => {
     manualSeed(4);
     const model = new Mlp();
-    const original = model.getSubmodule<Linear>('lin0').weight.value.dataSync().slice() as Float32Array;
+    const original = (model.getSubmodule('lin0') as Linear).weight.value.dataSync().slice() as Float32Array;
     const config = createLoraConfig({ targetModules: ['lin0'], r: 3, loraAlpha: 3, initLoraWeights: 'loftq', loftqConfig: { loftqBits: 2, loftqIter: 2 } });
     new LoraModel(model, config, { method });
     const layer = model.getSubmodule('lin0') as LoraLinear;
@@ -94,7 +94,7 @@ describeWithBackends('init_lora_weights "loftq"', () => {
   it('defaults to 4 bits and one iteration', () => {
     manualSeed(4);
     const model = new Mlp();
-    const original = model.getSubmodule<Linear>('lin1').weight.value.dataSync().slice() as Float32Array;
+    const original = (model.getSubmodule('lin1') as Linear).weight.value.dataSync().slice() as Float32Array;
     new LoraModel(model, createLoraConfig({ targetModules: ['lin1'], r: 2, initLoraWeights: 'loftq' }), { method });
     const expected = loftqFactors(original, [2, 20], 2, { bits: 4, iterations: 1, quantizer: gridQuantizer });
     expect(maxAbsDifference((model.getSubmodule('lin1') as LoraLinear).loraB('default').weight.value, expected.b)).toBe(0);
