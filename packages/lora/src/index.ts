@@ -11,3 +11,4 @@ export * from './modules-to-save-wrapper.js';
 export * from './merge-utils.js';
 export * from './weighted-adapter.js';
 export * from './loftq.js';
+export * from './replace-lora-weights-loftq.js';

@@ -1,4 +1,4 @@
-import { PeftError, hostMatrix, svd, type QuantizationRoundTrip } from '@peft-ts/core';
+import { PeftError, hostMatrix, svd, type HostMatrix, type QuantizationRoundTrip } from '@peft-ts/core';
 
 /** `init_lora_weights: "loftq"` for one layer: `loftq_config` plus the quantizer it alternates with. */
 export type LoftqSettings = {
@@ -33,20 +33,26 @@ export function loftqFactors(weight: Float32Array, shape: readonly [number, numb
   }
   let residual = weight;
   let quantized = weight;
-  let a = new Float32Array(rank * columns);
-  let b = new Float32Array(rows * rank);
+  let a: Float32Array = new Float32Array();
+  let b: Float32Array = new Float32Array();
   for (let iteration = 0; iteration < iterations; iteration++) {
     quantized = quantizer.roundTrip(residual, shape, bits);
-    const error = hostMatrix(rows, columns, weight.map((value, index) => value - quantized[index]));
-    const { u, s, vt } = svd(error);
-    const roots = s.subarray(0, rank).map(Math.sqrt);
-    b = new Float32Array(rows * rank);
-    for (let row = 0; row < rows; row++) for (let j = 0; j < rank; j++) b[row * rank + j] = u.data[row * u.columns + j] * roots[j];
-    a = new Float32Array(rank * columns);
-    for (let j = 0; j < rank; j++) for (let column = 0; column < columns; column++) a[j * columns + column] = roots[j] * vt.data[j * columns + column];
+    ({ a, b } = splitLowRank(hostMatrix(rows, columns, weight.map((value, index) => value - quantized[index])), rank));
     residual = lowRankResidual(weight, b, a, rows, columns, rank);
   }
   return { a, b, quantized };
+}
+
+/** PEFT's `_low_rank_decomposition`: the rank-r SVD of `error` as B = U·√S, A = √S·Vᵀ. */
+export function splitLowRank(error: HostMatrix, rank: number): { a: Float32Array; b: Float32Array } {
+  const { rows, columns } = error;
+  const { u, s, vt } = svd(error);
+  const roots = s.subarray(0, rank).map(Math.sqrt);
+  const b = new Float32Array(rows * rank);
+  for (let row = 0; row < rows; row++) for (let j = 0; j < rank; j++) b[row * rank + j] = u.data[row * u.columns + j] * roots[j];
+  const a = new Float32Array(rank * columns);
+  for (let j = 0; j < rank; j++) for (let column = 0; column < columns; column++) a[j * columns + column] = roots[j] * vt.data[j * columns + column];
+  return { a, b };
 }
 
 /** W − B·A. */

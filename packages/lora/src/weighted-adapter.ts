@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import {
   PeftError,
   SeededRandom,
@@ -16,6 +15,7 @@ import { LoraEmbedding } from './lora-embedding.js';
 import type { LoraLayer } from './lora-layer.js';
 import { LoraLinear } from './lora-linear.js';
 import type { LoraModel } from './lora-model.js';
+import { setParameterData } from './set-parameter-data.js';
 import { mergeTaskTensors, type MajoritySignMethod, type MergeRule } from './merge-utils.js';
 
 export const combinationTypes = [
@@ -111,8 +111,8 @@ export async function addWeightedAdapter(
           : combinationType.endsWith('_svd') || combinationType === 'svd'
             ? svdCombination(key, combinationType, sources, newRank, random, options)
             : factorwiseCombination(combinationType as MergeRule, sources, random, options);
-      assign(target.a, combined.a);
-      assign(target.b, combined.b);
+      setParameterData(target.a, combined.a.data);
+      setParameterData(target.b, combined.b.data);
     }
   } catch (error) {
     lora.deleteAdapter(adapterName);
@@ -305,13 +305,4 @@ export function quantile(values: Float64Array, q: number): number {
 /** torch.clamp: max(min) first, then min(max), so a lower bound above the upper one gives the upper one. */
 function clampInPlace(values: Float64Array, low: number, high: number): void {
   for (let index = 0; index < values.length; index++) values[index] = Math.min(Math.max(values[index], low), high);
-}
-
-function assign(parameter: Parameter, factor: Factor): void {
-  const tensor = tf.tensor(Float32Array.from(factor.data), [...parameter.shape]);
-  try {
-    parameter.set(tensor);
-  } finally {
-    tensor.dispose();
-  }
 }
