@@ -94,12 +94,15 @@ function tallSvd(matrix: HostMatrix, fullMatrices: boolean): SingularValueDecomp
 /** Rotates column pairs of `work` (m × n, column-major) until orthogonal, accumulating the rotations in `v` (column-major). */
 function orthogonalizeColumns(work: Float64Array, m: number, n: number, v: Float64Array): void {
   const tolerance = Math.max(m, 1) * EPSILON;
+  const squaredNorms = new Float64Array(n);
   for (let sweep = 0; sweep < MAX_SWEEPS; sweep++) {
+    // Recomputed each sweep so the cheap per-rotation updates below cannot drift.
+    for (let column = 0; column < n; column++) squaredNorms[column] = dot(work, column * m, work, column * m, m);
     let rotated = false;
     for (let p = 0; p < n - 1; p++) {
       for (let q = p + 1; q < n; q++) {
-        const alpha = dot(work, p * m, work, p * m, m);
-        const beta = dot(work, q * m, work, q * m, m);
+        const alpha = squaredNorms[p];
+        const beta = squaredNorms[q];
         const gamma = dot(work, p * m, work, q * m, m);
         if (gamma === 0 || Math.abs(gamma) <= tolerance * Math.sqrt(alpha * beta)) continue;
         rotated = true;
@@ -109,6 +112,9 @@ function orthogonalizeColumns(work: Float64Array, m: number, n: number, v: Float
         const sine = cosine * tangent;
         rotate(work, p * m, q * m, m, cosine, sine);
         rotate(v, p * n, q * n, n, cosine, sine);
+        // The rotation moves t·γ of squared norm from column p to column q.
+        squaredNorms[p] = Math.max(alpha - tangent * gamma, 0);
+        squaredNorms[q] = beta + tangent * gamma;
       }
     }
     if (!rotated) return;
