@@ -51,16 +51,8 @@ export type WeightedAdapterOptions = {
   readonly random?: SeededRandom;
 };
 
-const pruningTypes: readonly CombinationType[] = [
-  'ties',
-  'ties_svd',
-  'dare_linear',
-  'dare_ties',
-  'dare_linear_svd',
-  'dare_ties_svd',
-  'magnitude_prune',
-  'magnitude_prune_svd',
-];
+/** Every type but these prunes, so it needs a density. */
+const pruningTypes: readonly CombinationType[] = combinationTypes.filter((type) => type !== 'svd' && type !== 'linear' && type !== 'cat');
 const sameRankTypes: readonly CombinationType[] = ['linear', 'ties', 'dare_linear', 'dare_ties', 'magnitude_prune'];
 
 /**
