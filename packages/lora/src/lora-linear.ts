@@ -73,7 +73,7 @@ export class LoraLinear extends LoraLayer<LinearLike> {
     }
     if (!settings.loftq) {
       throw new PeftError(
-        'init_lora_weights: "loftq" needs a quantizer: inject with createLoraMethod({ loftqQuantizer: nf4RoundTrip }) (nf4RoundTrip from @peft-ts/quant)',
+        'init_lora_weights: "loftq" needs a quantizer: inject with createLoraMethod({ loftqQuantizer }) (loftqQuantizer from @peft-ts/quant)',
       );
     }
     const { inFeatures, outFeatures } = base;

@@ -28,7 +28,7 @@ export function createLoraMethod(
   options: {
     type?: string;
     doraVariants?: DoraVariants;
-    /** Enables `init_lora_weights: "loftq"` (`nf4RoundTrip` from @peft-ts/quant). */
+    /** Enables `init_lora_weights: "loftq"` (`loftqQuantizer` from @peft-ts/quant). */
     loftqQuantizer?: QuantizationRoundTrip;
   } = {},
 ): AdapterMethod<LoraConfig> {

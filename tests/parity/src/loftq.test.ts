@@ -6,7 +6,7 @@ import { Linear, Module, PeftError, hostMatrix, manualSeed, writeTensorFile, typ
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { createLoraConfig } from '@peft-ts/config';
 import { LoraLinear, LoraModel, createLoraMethod, replaceLoraWeightsLoftq, splitLowRank } from '@peft-ts/lora';
-import { Linear4bit, nf4RoundTrip } from '@peft-ts/quant';
+import { Linear4bit, loftqQuantizer } from '@peft-ts/quant';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 /** Two projections, so one can stay float while the other is quantized. */
@@ -22,7 +22,7 @@ class TwoLayers extends Module implements AdapterTargetModel {
   }
 }
 
-const method = createLoraMethod({ loftqQuantizer: nf4RoundTrip });
+const method = createLoraMethod({ loftqQuantizer });
 
 describeWithBackends('LoftQ with NF4', () => {
   let directory = '';
