@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import { Linear, Module, manualSeed, type AdapterTargetModel } from '@peft-ts/core';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { createLoraConfig } from '@peft-ts/config';
@@ -11,6 +12,9 @@ class OneLayer extends Module implements AdapterTargetModel {
   constructor() {
     super();
     this.registerModule('proj', new Linear(64, 16));
+  }
+  forward(input: tf.Tensor): tf.Tensor {
+    return (this.child('proj') as Linear).forward(input);
   }
 }
 
