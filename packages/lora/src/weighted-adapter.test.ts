@@ -113,6 +113,11 @@ describeWithBackends('addWeightedAdapter', () => {
     const found = svd(hostMatrix(20, 10, result.dataSync()));
     expect(found.s[0]).toBeCloseTo(exact.s[0], 4);
     expect(found.s[1]).toBeCloseTo(exact.s[1], 4);
+    // svd decomposes the stacked factors; dare_linear_svd at density 1 decomposes the dense sum: one result.
+    await lora.addWeightedAdapter(['a', 'b'], [0.7, 1.5], 'dense', 'dare_linear_svd', { density: 1 });
+    expect(maxAbsDifference(delta(model, 'lin0', 'dense'), result)).toBeLessThan(1e-5);
+    // lin1 (2 × 20) has total rank 4 ≥ 2: decomposed dense, and exact at rank 2.
+    expect(maxAbsDifference(delta(model, 'lin1', 'truncated'), weightedDeltas(model, 'lin1', [['a', 1.4], ['b', 0.75]]))).toBeLessThan(1e-5);
   });
 
   it('svdClamp clamps both factors to ± the quantile of their entries', async () => {

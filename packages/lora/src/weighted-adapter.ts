@@ -7,7 +7,9 @@ import {
   nextSeed,
   resolveTargetSelection,
   svd,
+  svdOfProduct,
   type Parameter,
+  type SingularValueDecomposition,
 } from '@peft-ts/core';
 import type { LoraConfig } from '@peft-ts/config';
 import { LoraConv2d } from './lora-conv2d.js';
@@ -257,22 +259,12 @@ function svdCombination(
   random: SeededRandom,
   options: WeightedAdapterOptions,
 ): { a: Factor; b: Factor } {
-  const rule: MergeRule = combinationType === 'svd' ? 'linear' : (combinationType.slice(0, -'_svd'.length) as MergeRule);
-  const deltas = sources.map(({ a, b, scaling }) => {
-    const product = multiply(hostMatrix(b.rows, b.columns, b.data), hostMatrix(a.rows, a.columns, a.data)).data;
-    return product.map((value) => value * scaling);
-  });
   const rows = sources[0].b.rows;
   const columns = sources[0].a.columns;
   if (rank > Math.min(rows, columns)) {
     throw new PeftError(`addWeightedAdapter: layer '${key}': svd rank ${rank} exceeds its ΔW's smaller side (${rows}×${columns}); pass a smaller svdRank`);
   }
-  const delta = mergeTaskTensors(rule, deltas, sources.map(({ weight, scaling }) => weight * scaling), {
-    density: options.density,
-    majoritySignMethod: options.majoritySignMethod,
-    random,
-  });
-  const { u, s, vt } = svd(hostMatrix(rows, columns, delta), { fullMatrices: options.svdFullMatrices });
+  const { u, s, vt } = decomposeCombination(combinationType, sources, rank, random, options);
   // B = U[:, :r]·diag(S[:r]), A = Vᵀ[:r, :].
   const b = new Float64Array(rows * rank);
   for (let row = 0; row < rows; row++) for (let j = 0; j < rank; j++) b[row * rank + j] = u.data[row * u.columns + j] * s[j];
@@ -283,6 +275,36 @@ function svdCombination(
     clampInPlace(a, -limit, limit);
   }
   return { a: { rows: rank, columns, data: a }, b: { rows, columns: rank, data: b } };
+}
+
+/** The SVD of the combined ΔW = rule over (wᵢ·sᵢ)·ΔWᵢ. */
+function decomposeCombination(
+  combinationType: CombinationType,
+  sources: readonly SourceFactors[],
+  rank: number,
+  random: SeededRandom,
+  options: WeightedAdapterOptions,
+): SingularValueDecomposition {
+  const rows = sources[0].b.rows;
+  const columns = sources[0].a.columns;
+  const totalRank = sources.reduce((sum, source) => sum + source.a.rows, 0);
+  if (combinationType === 'svd' && rank <= totalRank && totalRank < Math.min(rows, columns)) {
+    // A weighted sum of low-rank products is the product of the stacked factors [B₁ B₂ …]·[c₁A₁; c₂A₂; …]
+    // with cᵢ = (wᵢ·sᵢ)·sᵢ: decomposed as factors, without the rows × columns matrix.
+    const stacked = concatenate(sources.map((source) => ({ ...source, weight: source.weight * source.scaling })), totalRank);
+    return svdOfProduct(hostMatrix(rows, totalRank, stacked.b.data), hostMatrix(totalRank, columns, stacked.a.data));
+  }
+  const rule: MergeRule = combinationType === 'svd' ? 'linear' : (combinationType.slice(0, -'_svd'.length) as MergeRule);
+  const deltas = sources.map(({ a, b, scaling }) => {
+    const product = multiply(hostMatrix(b.rows, b.columns, b.data), hostMatrix(a.rows, a.columns, a.data)).data;
+    return product.map((value) => value * scaling);
+  });
+  const delta = mergeTaskTensors(rule, deltas, sources.map(({ weight, scaling }) => weight * scaling), {
+    density: options.density,
+    majoritySignMethod: options.majoritySignMethod,
+    random,
+  });
+  return svd(hostMatrix(rows, columns, delta), { fullMatrices: options.svdFullMatrices });
 }
 
 /** torch.quantile's default (linear interpolation between the closest ranks). */

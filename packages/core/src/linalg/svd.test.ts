@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PeftError } from '../errors.js';
 import { SeededRandom } from '../random.js';
-import { hostMatrix, multiply, svd, transpose, type HostMatrix } from './svd.js';
+import { hostMatrix, multiply, svd, svdOfProduct, transpose, type HostMatrix } from './svd.js';
 
 function randomMatrix(rows: number, columns: number, seed: number): HostMatrix {
   const random = new SeededRandom(seed);
@@ -117,6 +117,23 @@ describe('svd', () => {
     expect(result.s[1]).toBeLessThan(1e-14);
     expect(Math.abs(result.vt.data[0])).toBeCloseTo(0.6, 14);
     expect(Math.abs(result.u.data[0])).toBeCloseTo(1 / 3, 14);
+  });
+
+  it('decomposes a product of factors as the SVD of the product itself, with min(m, k, n) values', () => {
+    for (const [m, k, n] of [[30, 4, 20], [5, 8, 12], [12, 3, 2]] as const) {
+      const left = randomMatrix(m, k, m + k);
+      const right = randomMatrix(k, n, k + n);
+      const product = multiply(left, right);
+      const factored = svdOfProduct(left, right);
+      const dense = svd(product);
+      const count = Math.min(m, k, n);
+      expect(factored.s.length).toBe(count);
+      for (let index = 0; index < count; index++) expect(factored.s[index]).toBeCloseTo(dense.s[index], 12);
+      expect(maxAbs(reconstruct(factored), product) / frobenius(product)).toBeLessThan(1e-13);
+      expect(orthogonalityError(factored.u)).toBeLessThan(1e-13);
+      expect(orthogonalityError(transpose(factored.vt))).toBeLessThan(1e-13);
+    }
+    expect(() => svdOfProduct(hostMatrix(2, 3), hostMatrix(2, 3))).toThrow('svdOfProduct: 2×3 · 2×3 do not fit');
   });
 
   it('refuses empty and non-finite matrices', () => {

@@ -46,6 +46,19 @@ export function svd(matrix: HostMatrix, options: SvdOptions = {}): SingularValue
   return { u: transpose(transposed.vt), s: transposed.s, vt: transpose(transposed.u) };
 }
 
+/**
+ * The reduced SVD of `left · right` (m×k times k×n) without forming the product: SVD of `left`, then of the
+ * small k×n core. Costs O((m + n)·k²) per sweep instead of O(m·n²), so a rank-k matrix held as factors (a LoRA
+ * delta) decomposes fast; it has min(m, k, n) singular values.
+ */
+export function svdOfProduct(left: HostMatrix, right: HostMatrix): SingularValueDecomposition {
+  if (left.columns !== right.rows) throw new PeftError(`svdOfProduct: ${left.rows}×${left.columns} · ${right.rows}×${right.columns} do not fit`);
+  const outer = svd(left);
+  const scaledVt = hostMatrix(outer.vt.rows, outer.vt.columns, outer.vt.data.map((value, index) => value * outer.s[Math.floor(index / outer.vt.columns)]));
+  const inner = svd(multiply(scaledVt, right));
+  return { u: multiply(outer.u, inner.u), s: inner.s, vt: inner.vt };
+}
+
 /** rows ≥ columns. */
 function tallSvd(matrix: HostMatrix, fullMatrices: boolean): SingularValueDecomposition {
   const { rows: m, columns: n } = matrix;
