@@ -244,7 +244,10 @@ function factorwiseCombination(
   random: SeededRandom,
   options: WeightedAdapterOptions,
 ): { a: Factor; b: Factor } {
-  const factorWeights = sources.map(({ weight, scaling }) => Math.sqrt(weight * scaling));
+  const factorWeights = sources.map(({ weight, scaling }) => {
+    if (weight * scaling < 0) throw new PeftError(`addWeightedAdapter: ${rule} needs weight·scaling ≥ 0 (a negative lora_alpha gives scaling ${scaling})`);
+    return Math.sqrt(weight * scaling);
+  });
   const mergeOptions = { density: options.density, majoritySignMethod: options.majoritySignMethod, random };
   const a = mergeTaskTensors(rule, sources.map((source) => source.a.data), factorWeights, mergeOptions);
   const b = mergeTaskTensors(rule, sources.map((source) => source.b.data), factorWeights, mergeOptions);
