@@ -287,6 +287,8 @@ describeWithBackends('addWeightedAdapter', () => {
     await expect(attempt(['a', 'b'], [1, 1], 'x', 'svd', { svdRank: 3 })).rejects.toThrow(
       "layer 'lin1': svd rank 3 exceeds its ΔW's smaller side (2×20)",
     );
+    lora.addAdapter('negative', createLoraConfig({ targetModules: ['lin0'], r: 2, loraAlpha: -2 }));
+    await expect(attempt(['a', 'negative'], [1, 1], 'x', 'linear')).rejects.toThrow('linear needs weight·scaling ≥ 0 (a negative lora_alpha gives scaling -1)');
     // A failed combination leaves no half-made adapter behind.
     expect(lora.adapterNames).not.toContain('x');
     await expect(attempt(['a', 'b'], [1, 1], 'x', 'svd', { svdClamp: 2 })).rejects.toThrow(PeftError);
