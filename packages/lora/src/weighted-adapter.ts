@@ -41,8 +41,9 @@ export type WeightedAdapterOptions = {
   /** Quantile (0…1) of the SVD factors' entries to clamp them to (±); default no clamping. */
   readonly svdClamp?: number;
   /**
-   * torch.linalg.svd's `full_matrices`. The adapter is the same either way (only the leading svdRank
-   * vectors are kept); the default false skips completing them to square matrices (PEFT's default is true).
+   * torch.linalg.svd's `full_matrices` for a dense ΔW's SVD. The adapter is the same either way (only the
+   * leading svdRank vectors are kept); the default false skips completing them to square matrices (PEFT's
+   * default is true).
    */
   readonly svdFullMatrices?: boolean;
   /** Fraction of entries kept by ties, dare_* and magnitude_prune (and their *_svd forms). */
