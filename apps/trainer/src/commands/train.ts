@@ -4,9 +4,9 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { manualSeed, readTensorFile } from '@peft-ts/core';
 import { initBackend } from '@peft-ts/core/backend';
-import { doraMethod } from '@peft-ts/dora';
 import { ADAPTER_WEIGHTS_FILE, LoraModel, loadAdapterStateDict, saveAdapter } from '@peft-ts/lora';
 import { prepareModelForKbitTraining } from '@peft-ts/quant';
+import { adapterMethod } from '../session/adapter-method.js';
 import { prepareDatasets } from '../data/prepare-datasets.js';
 import { ProgressBar } from '../progress.js';
 import { formatTrainingSummary } from '../report/training-summary.js';
@@ -67,7 +67,7 @@ export function registerTrainCommand(program: Command): void {
     manualSeed(config.seed);
     // The trainer does causal-LM fine-tuning, which is what PEFT records as the task type.
     const loraConfig = { ...config.lora, taskType: config.lora.taskType ?? 'CAUSAL_LM', inferenceMode: false } as const;
-    const lora = new LoraModel(model, loraConfig, { method: doraMethod });
+    const lora = new LoraModel(model, loraConfig, { method: adapterMethod });
     out.write(`${parameterReport(model).line}\n`);
 
     const datasets = await prepareDatasets({ ...config, tokenizer });
