@@ -77,7 +77,11 @@ describe('reading JSONL records', () => {
     ['[1, 2]', 1, /expected one of "text", "messages", "prompt"\+"completion", or "input_ids"$/],
     ['{"text": 3}', 1, /"text" must be a string$/],
     ['{"prompt": "only"}', 1, /"prompt" and "completion" must both be present/],
-    ['{"messages": [{"role": "user"}]}', 1, /"messages" must be a non-empty array of \{"role": string, "content": string\}/],
+    ['{"messages": []}', 1, /"messages" must be a non-empty array of \{"role": string, "content": string\} objects, got \[\]$/],
+    ['{"text": "ok"}\n{"messages": [{"role": "user", "content": "a"}, {"role": "assistant"}]}', 2, /messages\[1\]: "content" must be a string, got nothing$/],
+    ['{"messages": [{"role": "user", "content": ["a"]}]}', 1, /messages\[0\]: "content" must be a string, got \["a"\]$/],
+    ['{"messages": [{"content": "a"}]}', 1, /messages\[0\]: "role" must be a string, got nothing$/],
+    ['{"messages": [{"role": "user", "content": "a"}, 7]}', 1, /messages\[1\]: expected a \{"role": string, "content": string\} object, got 7$/],
     ['{"input_ids": [1, 2.5]}', 1, /"input_ids" must be a non-empty array of token ids/],
     ['{"input_ids": [1, 2], "labels": [1]}', 1, /"labels" has 1 entries, expected 2 like "input_ids"$/],
     ['{"input_ids": [1, 2], "attention_mask": [1, 2]}', 1, /"attention_mask" must be an array of 0 and 1$/],
@@ -86,6 +90,25 @@ describe('reading JSONL records', () => {
     const error = await failure(() => readExamples(path, { tokenizer }));
     expect(error.startsWith(`${path}:${line}: `)).toBe(true);
     expect(error).toMatch(message);
+  });
+
+  it('rejects invalid UTF-8 with the file, line and byte, and accepts a BOM and CRLF line ends', async () => {
+    const path = join(directory, 'latin1.jsonl');
+    await writeFile(path, Buffer.concat([Buffer.from('{"text": "ok"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+    expect(await failure(() => readExamples(path, { tokenizer }))).toBe(
+      `${path}:2: invalid UTF-8 (byte 0xe9 at byte 14 of the line); the file must be UTF-8`,
+    );
+    const cut = join(directory, 'cut.jsonl');
+    await writeFile(cut, Buffer.concat([Buffer.from('{"text": "ok"}\r\n\r\n{"text": "'), Buffer.from([0xe2, 0x82])]));
+    expect(await failure(() => readExamples(cut, { tokenizer }))).toBe(
+      `${cut}:3: invalid UTF-8 (the line ends inside a multi-byte character); the file must be UTF-8`,
+    );
+    const windows = join(directory, 'windows.jsonl');
+    await writeFile(windows, '\uFEFF{"text": "a"}\r\n{"text": "é"}\r\n');
+    expect((await readExamples(windows, { tokenizer })).map((example) => example.inputIds)).toEqual([
+      [tokenizer.bosTokenId, ...ids('a'), tokenizer.eosTokenId],
+      [tokenizer.bosTokenId, ...ids('é'), tokenizer.eosTokenId],
+    ]);
   });
 
   it('reports a missing file, an empty file and a chat without a template', async () => {

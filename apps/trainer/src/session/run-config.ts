@@ -48,10 +48,25 @@ export async function resolveTrainingConfig(options: { config?: string; override
     const key = toSnakeCase(name);
     merged[key] = ['model', 'output_dir', 'data'].includes(key) && typeof value === 'string' ? resolve(value) : value;
   }
+  const fromCommandLine = new Set(Object.keys(options.overrides).filter((name) => options.overrides[name] !== undefined).map(toSnakeCase));
   try {
-    return parseTrainingConfigObject(merged, { source: options.config ?? 'command line' });
+    return parseTrainingConfigObject(merged);
   } catch (error) {
-    if (error instanceof ConfigError) throw new UsageError(error.message);
+    if (error instanceof ConfigError) throw new UsageError(blameConfigIssues(error, fromCommandLine, options.config));
     throw error;
   }
+}
+
+/**
+ * One line per issue, each naming where the value came from: the command-line option (`--learning-rate`) for keys
+ * given there, else the config file and key, so a bad flag is never reported as an error in a file that lacks it.
+ */
+function blameConfigIssues(error: ConfigError, fromCommandLine: ReadonlySet<string>, configFile: string | undefined): string {
+  return error.issues
+    .map(({ path, message }) => {
+      const key = path.split(/[.[]/)[0];
+      if (fromCommandLine.has(key)) return `--${key.replaceAll('_', '-')}${path.slice(key.length)}: ${message}`;
+      return [configFile ?? 'command line', path, message].filter(Boolean).join(': ');
+    })
+    .join('\n');
 }
