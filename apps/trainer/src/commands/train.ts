@@ -53,7 +53,7 @@ export function registerTrainCommand(program: Command): void {
     const lora = new LoraModel(model, loraConfig, { method: doraMethod });
     out.write(`${parameterReport(model).line}\n`);
 
-    const datasets = await prepareDatasets({ ...config, tokenizer });
+    const datasets = await prepareDatasets({ ...config, tokenizer, vocabSize: model.config.vocab_size });
     out.write(
       `data: ${datasets.training.length} training and ${datasets.validation.length} validation sequences (${datasets.statistics.trainingTokens.toLocaleString('en-US')} tokens)\n`,
     );

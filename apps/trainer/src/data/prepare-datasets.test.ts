@@ -25,6 +25,7 @@ const options = (data: PrepareDatasetsOptions['data'], extra: Partial<PrepareDat
   validationSplit: 0,
   seed: 42,
   tokenizer,
+  vocabSize: 100,
   ...extra,
 });
 
@@ -109,6 +110,21 @@ describe('reading JSONL records', () => {
       [tokenizer.bosTokenId, ...ids('a'), tokenizer.eosTokenId],
       [tokenizer.bosTokenId, ...ids('é'), tokenizer.eosTokenId],
     ]);
+  });
+
+  it('rejects token ids past the model\'s vocab_size before training, naming the line', async () => {
+    const path = await jsonl('ids.jsonl', ['{"input_ids": [1, 2, 3]}', '{"input_ids": [1, 99, 100, 4]}']);
+    expect(await failure(() => prepareDatasets(options(path)))).toBe(
+      `${path}:2: input_ids[2] is 100, not a token id of the model (vocab_size 100: ids 0 to 99)`,
+    );
+    const labels = await jsonl('labels.jsonl', ['{"input_ids": [1, 2, 3], "labels": [-100, 2, 300]}']);
+    expect(await failure(() => prepareDatasets(options(labels)))).toBe(
+      `${labels}:1: labels[2] is 300, not a token id of the model (vocab_size 100) nor -100`,
+    );
+    const text = await jsonl('text.jsonl', ['{"text": "fits"}', '{"text": "aP"}']);
+    expect(await failure(() => prepareDatasets(options(text, { vocabSize: 50 })))).toBe(
+      `${text}:2: the tokenizer produced token id 90 (token 2), past the model's vocab_size 50; the tokenizer does not belong to this model`,
+    );
   });
 
   it('reports a missing file, an empty file and a chat without a template', async () => {
