@@ -14,6 +14,7 @@ export * from './adapter/adapter-method.js';
 export * from './adapter/inject-adapter.js';
 export * from './decoder-model.js';
 export * from './tensor-io.js';
+export * from './finite-check.js';
 export * from './ops.js';
 export * from './matmul.js';
 export * from './checkpoint.js';

@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PeftError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
+import type * as tf from '@tensorflow/tfjs-core';
+import { FLOAT_WEIGHT_DTYPES, PeftError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
 import { parseLoraConfigJson, serializeLoraConfig, type LoraConfig } from '@peft-ts/config';
 import { adapterStateDict, loadAdapterStateDict } from './adapter-state-dict.js';
 import { LoraModel, type LoraModelOptions } from './lora-model.js';
@@ -56,9 +57,18 @@ export type LoadAdapterOptions = {
   adapterName?: string;
   /** False (the default) loads for inference: adapter parameters frozen, model in eval mode. */
   isTrainable?: boolean;
+  /** Turns the warnings into errors: unknown adapter_config.json keys, and NaN/±Inf in the adapter's weights. */
   strict?: boolean;
   onWarning?: (message: string) => void;
 };
+
+/** The adapter's weights: float dtypes only (an integer tensor is named with its dtype), NaN/±Inf warned about. */
+function readAdapterWeights(directory: string, options: LoadAdapterOptions): Promise<Map<string, tf.Tensor>> {
+  return readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE), {
+    dtypes: FLOAT_WEIGHT_DTYPES,
+    finiteCheck: { strict: options.strict, onWarning: options.onWarning },
+  });
+}
 
 /** Loads a PEFT adapter directory onto a base model (PEFT `PeftModel.from_pretrained`). */
 export async function loadLoraModel<MODEL extends AdapterTargetModel>(
@@ -68,7 +78,7 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
 ): Promise<LoraModel<MODEL>> {
   const adapterName = options.adapterName ?? 'default';
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
-  const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
+  const tensors = await readAdapterWeights(directory, options);
   try {
     const loraModel = new LoraModel(model, config, { adapterName, method: options.method });
     loadAdapterStateDict(loraModel, tensors, { adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
@@ -82,7 +92,7 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
 /** Loads another adapter directory into an existing LoraModel under `adapterName` (PEFT `load_adapter`). */
 export async function loadAdapter(loraModel: LoraModel, directory: string, options: LoadAdapterOptions & { adapterName: string }): Promise<void> {
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
-  const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
+  const tensors = await readAdapterWeights(directory, options);
   try {
     loraModel.addAdapter(options.adapterName, config);
     try {

@@ -170,4 +170,41 @@ describeWithBackends('adapter loading errors', () => {
       await rm(directory, { recursive: true, force: true });
     }
   });
+
+  it('names an integer tensor with its dtype and the accepted ones, and warns (or with strict refuses) NaN weights', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { writeSafetensors } = await import('@peft-ts/core/safetensors');
+    const { NonFiniteTensorError, TensorDtypeError } = await import('@peft-ts/core');
+    const { ADAPTER_WEIGHTS_FILE, saveAdapter, loadLoraModel } = await import('./adapter-io.js');
+    const directory = await mkdtemp(join(tmpdir(), 'peft-ts-adapter-values-'));
+    const weights = join(directory, ADAPTER_WEIGHTS_FILE);
+    const lora = (key: string) => `base_model.model.lin0.${key}.weight`;
+    try {
+      await saveAdapter(new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0'], r: 2 })), directory);
+      await writeSafetensors(weights, new Map([
+        [lora('lora_A'), { dtype: 'I64', shape: [2, 10], data: new BigInt64Array(20) }],
+        [lora('lora_B'), { dtype: 'F32', shape: [20, 2], data: new Float32Array(40) }],
+      ] as const));
+      const wrongDtype = loadLoraModel(new Mlp(), directory);
+      await expect(wrongDtype).rejects.toBeInstanceOf(TensorDtypeError);
+      await expect(wrongDtype).rejects.toThrow(`${weights}: tensor "${lora('lora_A')}" has dtype I64; expected F32, F16, BF16`);
+
+      const nan = new Float32Array(40).fill(Number.NaN, 0, 3);
+      await writeSafetensors(weights, new Map([
+        [lora('lora_A'), { dtype: 'F32', shape: [2, 10], data: new Float32Array(20) }],
+        [lora('lora_B'), { dtype: 'F32', shape: [20, 2], data: nan }],
+      ] as const));
+      const warnings: string[] = [];
+      await loadLoraModel(new Mlp(), directory, { onWarning: (message) => warnings.push(message) });
+      const expected = `${weights}: tensor "${lora('lora_B')}": 3 of 40 values are NaN or ±Inf`;
+      expect(warnings).toEqual([expected]);
+      const refusal = loadLoraModel(new Mlp(), directory, { strict: true });
+      await expect(refusal).rejects.toBeInstanceOf(NonFiniteTensorError);
+      await expect(refusal).rejects.toThrow(expected);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, Module, StateDictError, linear, type LinearLike } from '@peft-ts/core';
+import { Linear, Module, NonFiniteTensorError, StateDictError, linear, type LinearLike } from '@peft-ts/core';
 import {
   SafetensorsError,
   SafetensorsFile,
@@ -69,6 +69,23 @@ describeWithBackends('loadMistral / saveMistral', (backend) => {
       'model.layers.2.input_layernorm.weight: expected F32/F16/BF16 [64], got I32 [64]',
     ]);
     expect(tf.memory().numTensors).toBeLessThan(1000);
+  });
+
+  it('warns about NaN/Inf weights naming the tensor, the file and the count; strict refuses them', async () => {
+    const name = 'model.layers.1.mlp.down_proj.weight';
+    const original = stored.get(name)!;
+    const data = Float32Array.from(original.data as Float32Array);
+    data.fill(Number.NaN, 0, 5);
+    data[7] = Number.NEGATIVE_INFINITY;
+    const directory = await checkpointWith('non-finite', new Map(stored).set(name, { ...original, data }));
+    const file = join(directory, 'model.safetensors');
+    const expected = `${file}: tensor "${name}": 6 of ${data.length} values are NaN or ±Inf`;
+    const warnings: string[] = [];
+    (await loadMistral(directory, { onWarning: (message) => warnings.push(message) })).dispose();
+    expect(warnings).toEqual([expected]);
+    const refusal = loadMistral(directory, { strict: true });
+    await expect(refusal).rejects.toBeInstanceOf(NonFiniteTensorError);
+    await expect(refusal).rejects.toThrow(expected);
   });
 
   it('names the missing config.json or weights', async () => {
