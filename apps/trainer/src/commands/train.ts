@@ -35,6 +35,7 @@ export function registerTrainCommand(program: Command): void {
     let loading: ProgressBar | undefined;
     const { model } = await loadBaseModel(config.model, {
       quantization,
+      strict: config.strict,
       needsTokenizer: false,
       onProgress: (done, total) => {
         loading ??= new ProgressBar(out, { label: quantization ? 'loading and quantizing' : 'loading', total });

@@ -24,6 +24,7 @@ export type TrainingOptions = {
   saveTotalLimit?: number;
   seed?: number;
   gradientCheckpointing?: boolean;
+  strict?: boolean;
   maxSeqLength?: number;
   packing?: boolean;
   validationSplit?: number;
@@ -49,6 +50,7 @@ const overrideKeys: readonly (keyof TrainingOptions)[] = [
   'saveTotalLimit',
   'seed',
   'gradientCheckpointing',
+  'strict',
   'maxSeqLength',
   'packing',
   'validationSplit',
@@ -76,6 +78,7 @@ export function addTrainingOptions(command: Command): Command {
     .option('--save-total-limit <count>', 'checkpoints kept', numberOption('positiveInteger'))
     .option('--seed <seed>', 'random seed', numberOption('nonNegativeInteger'))
     .option('--gradient-checkpointing', 'recompute activations in backward (less memory)')
+    .option('--strict', 'refuse, instead of warning about, NaN/Inf in the model weights')
     .option('--max-seq-length <length>', 'tokens per sequence', numberOption('positiveInteger'))
     .option('--packing', 'pack examples into max_seq_length blocks')
     .option('--validation-split <fraction>', 'held-out fraction when there is no validation file', numberOption('fraction'));
