@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { PeftError } from '@peft-ts/core';
 import { ConfigError, parseTrainingConfigObject, type TrainingConfig } from '@peft-ts/config';
 
-export class UsageError extends Error {}
+export class UsageError extends PeftError {}
 
 /** Reads a YAML or JSON config file into a plain object, naming the file (and line) on failure. */
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
