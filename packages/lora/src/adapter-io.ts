@@ -1,10 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
-import { FLOAT_WEIGHT_DTYPES, PeftError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
+import * as tf from '@tensorflow/tfjs-core';
 import { parseLoraConfigJson, serializeLoraConfig, type LoraConfig } from '@peft-ts/config';
+import { FLOAT_WEIGHT_DTYPES, PeftError, StateDictError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
 import { adapterStateDict, loadAdapterStateDict } from './adapter-state-dict.js';
-import { LoraModel, type LoraModelOptions } from './lora-model.js';
+import { resolveLayerSettings } from './resolve-layer-settings.js';
+import { LoraModel, PEFT_KEY_PREFIX, type LoraModelOptions } from './lora-model.js';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -62,12 +63,26 @@ export type LoadAdapterOptions = {
   onWarning?: (message: string) => void;
 };
 
-/** The adapter's weights: float dtypes only (an integer tensor is named with its dtype), NaN/±Inf warned about. */
-function readAdapterWeights(directory: string, options: LoadAdapterOptions): Promise<Map<string, tf.Tensor>> {
-  return readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE), {
-    dtypes: FLOAT_WEIGHT_DTYPES,
-    finiteCheck: { strict: options.strict, onWarning: options.onWarning },
-  });
+/**
+ * The adapter's weights: float dtypes only (an integer tensor is named with its dtype), NaN/±Inf warned about, and
+ * each stored rank equal to the config's, checked before the adapter layers are allocated at the config's rank (a
+ * wrong or corrupted `r` would otherwise allocate that many rows first, or fail inside tfjs).
+ */
+async function readAdapterWeights(directory: string, config: LoraConfig, options: LoadAdapterOptions): Promise<Map<string, tf.Tensor>> {
+  const path = join(directory, ADAPTER_WEIGHTS_FILE);
+  const tensors = await readTensorFile(path, { dtypes: FLOAT_WEIGHT_DTYPES, finiteCheck: { strict: options.strict, onWarning: options.onWarning } });
+  const mismatched: string[] = [];
+  for (const [key, tensor] of tensors) {
+    const down = /^(.+)\.lora_(?:embedding_)?A(?:\.weight)?$/.exec(key.startsWith(PEFT_KEY_PREFIX) ? key.slice(PEFT_KEY_PREFIX.length) : key);
+    if (!down) continue;
+    const { r } = resolveLayerSettings(down[1], config);
+    if (tensor.shape[0] !== r) mismatched.push(`${key} has rank ${tensor.shape[0]} [${tensor.shape.join(', ')}], the config gives r ${r}`);
+  }
+  if (mismatched.length > 0) {
+    tf.dispose([...tensors.values()]);
+    throw new StateDictError(`${path}: ranks do not fit ${join(directory, ADAPTER_CONFIG_FILE)} (r / rank_pattern): ${mismatched.join('; ')}`, [], [], mismatched);
+  }
+  return tensors;
 }
 
 /** Loads a PEFT adapter directory onto a base model (PEFT `PeftModel.from_pretrained`). */
@@ -78,7 +93,7 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
 ): Promise<LoraModel<MODEL>> {
   const adapterName = options.adapterName ?? 'default';
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
-  const tensors = await readAdapterWeights(directory, options);
+  const tensors = await readAdapterWeights(directory, config, options);
   try {
     const loraModel = new LoraModel(model, config, { adapterName, method: options.method });
     loadAdapterStateDict(loraModel, tensors, { adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
@@ -92,7 +107,7 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
 /** Loads another adapter directory into an existing LoraModel under `adapterName` (PEFT `load_adapter`). */
 export async function loadAdapter(loraModel: LoraModel, directory: string, options: LoadAdapterOptions & { adapterName: string }): Promise<void> {
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
-  const tensors = await readAdapterWeights(directory, options);
+  const tensors = await readAdapterWeights(directory, config, options);
   try {
     loraModel.addAdapter(options.adapterName, config);
     try {

@@ -153,7 +153,7 @@ describeWithBackends('LoraModel', () => {
 });
 
 describeWithBackends('adapter loading errors', () => {
-  it('names every key whose shape does not fit the config (r in the config vs the checkpoint)', async () => {
+  it('names every key whose rank does not fit the config (r in the config vs the checkpoint), before allocating', async () => {
     const { mkdtemp, rm, writeFile, readFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
@@ -164,7 +164,7 @@ describeWithBackends('adapter loading errors', () => {
       const configPath = join(directory, 'adapter_config.json');
       await writeFile(configPath, (await readFile(configPath, 'utf8')).replace('"r": 4', '"r": 2'));
       await expect(loadLoraModel(new Mlp(), directory)).rejects.toThrow(
-        /adapter_model\.safetensors: adapter 'default' does not fit the model: shape mismatch.*base_model\.model\.lin0\.lora_A\.weight: model has float32 \[2,10\], checkpoint has float32 \[4,10\]/,
+        `${join(directory, 'adapter_model.safetensors')}: ranks do not fit ${configPath} (r / rank_pattern): base_model.model.lin0.lora_A.weight has rank 4 [4, 10], the config gives r 2`,
       );
     } finally {
       await rm(directory, { recursive: true, force: true });

@@ -106,6 +106,11 @@ function mutateObject(random: SeededRandom, document: Record<string, unknown>, e
   return copy;
 }
 
+/** Every field set to every junk value in turn, as JSON texts: the systematic half of a config's cases. */
+function singleFieldVariants(document: object): string[] {
+  return Object.keys(document).flatMap((key) => junkValues.map((value) => JSON.stringify({ ...document, [key]: value })));
+}
+
 describeWithBackends(
   'malformed inputs (fuzz)',
   () => {
@@ -197,10 +202,14 @@ describeWithBackends(
     it('adapter_config.json values and text', async () => {
       const random = new SeededRandom(7, 2);
       const document = JSON.parse(adapterConfigText) as Record<string, unknown>;
-      for (let index = 0; index < 200; index++) {
-        const text = index % 4 === 0 ? corruptText(random, adapterConfigText) : JSON.stringify(mutateObject(random, document));
+      const texts = [
+        ...singleFieldVariants(document),
+        ...Array.from({ length: 200 }, (_, index) => (index % 4 === 0 ? corruptText(random, adapterConfigText) : JSON.stringify(mutateObject(random, document)))),
+      ];
+      for (const [index, text] of texts.entries()) {
         const directory = await adapterWith(`config-${index % 8}`, text);
-        tally.record('adapter_config.json', `#${index}`, await loadAdapterDirectory(directory), [join(directory, ADAPTER_CONFIG_FILE)]);
+        // A config that parses may still not fit the weights: then the weights file is named.
+        tally.record('adapter_config.json', `#${index} ${text.slice(0, 100)}`, await loadAdapterDirectory(directory), [directory]);
       }
     });
 
@@ -210,8 +219,11 @@ describeWithBackends(
       await mkdir(directory, { recursive: true });
       await copyFile(join(modelDirectory, 'model.safetensors'), join(directory, 'model.safetensors'));
       const text = JSON.stringify(modelConfig);
-      for (let index = 0; index < 150; index++) {
-        const corrupted = index % 4 === 0 ? corruptText(random, text) : JSON.stringify(mutateObject(random, modelConfig));
+      const texts = [
+        ...singleFieldVariants(modelConfig),
+        ...Array.from({ length: 150 }, (_, index) => (index % 4 === 0 ? corruptText(random, text) : JSON.stringify(mutateObject(random, modelConfig)))),
+      ];
+      for (const [index, corrupted] of texts.entries()) {
         await writeFile(join(directory, 'config.json'), corrupted);
         const outcome = await bounded(async () => (await loadMistral(directory)).dispose());
         tally.record('config.json', `#${index} ${corrupted.slice(0, 80)}`, outcome, [directory]);

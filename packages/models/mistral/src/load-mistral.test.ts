@@ -11,7 +11,7 @@ import {
   type SafetensorsTensor,
 } from '@peft-ts/core/safetensors';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -77,7 +77,7 @@ describeWithBackends('loadMistral / saveMistral', (backend) => {
     const data = Float32Array.from(original.data as Float32Array);
     data.fill(Number.NaN, 0, 5);
     data[7] = Number.NEGATIVE_INFINITY;
-    const directory = await checkpointWith('non-finite', new Map(stored).set(name, { ...original, data }));
+    const directory = await checkpointWith('non-finite', new Map(stored).set(name, { dtype: 'F32', shape: original.shape, data }));
     const file = join(directory, 'model.safetensors');
     const expected = `${file}: tensor "${name}": 6 of ${data.length} values are NaN or ±Inf`;
     const warnings: string[] = [];
@@ -86,6 +86,16 @@ describeWithBackends('loadMistral / saveMistral', (backend) => {
     const refusal = loadMistral(directory, { strict: true });
     await expect(refusal).rejects.toBeInstanceOf(NonFiniteTensorError);
     await expect(refusal).rejects.toThrow(expected);
+  });
+
+  it('refuses a config with more layers than the checkpoint before building the model', async () => {
+    const directory = await checkpointWith('many-layers', stored);
+    const configPath = join(directory, 'config.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8'));
+    await writeFile(configPath, JSON.stringify({ ...config, num_hidden_layers: 2 ** 31 - 1 }));
+    await expect(loadMistral(directory)).rejects.toThrow(
+      `${join(directory, 'model.safetensors')}: holds decoder layers 0 to 4 (model.layers.N.*), but ${configPath} has num_hidden_layers 2147483647`,
+    );
   });
 
   it('names the missing config.json or weights', async () => {

@@ -54,9 +54,11 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
   const config = options.configOverrides
     ? parseMistralConfig({ ...fileConfig, ...options.configOverrides }, { source: join(directory, 'config.json') })
     : fileConfig;
-  const model = new MistralForCausalLM(config, { meta: true });
   const checkpoint = await openCheckpoint(directory);
+  let model: MistralForCausalLM | undefined;
   try {
+    checkLayerCount(config, checkpoint, join(directory, 'config.json'));
+    model = new MistralForCausalLM(config, { meta: true });
     const plan = planLoad(model, checkpoint);
     for (const { name, path, module, parameterName } of plan) {
       const stored = await checkpoint.readTensor(name);
@@ -72,11 +74,26 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
     }
     return model;
   } catch (error) {
-    model.dispose();
+    model?.dispose();
     throw error;
   } finally {
     await checkpoint.close();
   }
+}
+
+/**
+ * The shape-only model is built before it is compared with the checkpoint, so a config naming far more layers than
+ * the checkpoint holds (a typo, a corrupted file) is refused first: building it would take minutes or all memory.
+ */
+function checkLayerCount(config: MistralConfig, checkpoint: ShardedCheckpoint, configPath: string): void {
+  let stored = 0;
+  for (const name of checkpoint.tensorNames) {
+    const layer = /^model\.layers\.(\d+)\./.exec(name);
+    if (layer) stored = Math.max(stored, Number(layer[1]) + 1);
+  }
+  if (stored >= config.num_hidden_layers) return;
+  const held = stored === 0 ? 'no decoder layers' : `decoder layers 0 to ${stored - 1}`;
+  throw new StateDictError(`${checkpoint.path}: holds ${held} (model.layers.N.*), but ${configPath} has num_hidden_layers ${config.num_hidden_layers}`);
 }
 
 function createLinear(
