@@ -85,6 +85,19 @@ async function readAdapterWeights(directory: string, config: LoraConfig, options
   return tensors;
 }
 
+/**
+ * Runs the adapter injection a config asks for; a config that cannot be applied to the model (target modules it
+ * lacks, layer ranges past its depth) is reported against the config file.
+ */
+function namingConfigFile<T>(directory: string, inject: () => T): T {
+  try {
+    return inject();
+  } catch (error) {
+    if (error instanceof PeftError && !error.message.includes(directory)) error.message = `${join(directory, ADAPTER_CONFIG_FILE)}: ${error.message}`;
+    throw error;
+  }
+}
+
 /** Loads a PEFT adapter directory onto a base model (PEFT `PeftModel.from_pretrained`). */
 export async function loadLoraModel<MODEL extends AdapterTargetModel>(
   model: MODEL,
@@ -95,7 +108,7 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
   const tensors = await readAdapterWeights(directory, config, options);
   try {
-    const loraModel = new LoraModel(model, config, { adapterName, method: options.method });
+    const loraModel = namingConfigFile(directory, () => new LoraModel(model, config, { adapterName, method: options.method }));
     loadAdapterStateDict(loraModel, tensors, { adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
     if (!options.isTrainable) model.eval();
     return loraModel;
@@ -109,7 +122,7 @@ export async function loadAdapter(loraModel: LoraModel, directory: string, optio
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
   const tensors = await readAdapterWeights(directory, config, options);
   try {
-    loraModel.addAdapter(options.adapterName, config);
+    namingConfigFile(directory, () => loraModel.addAdapter(options.adapterName, config));
     try {
       loadAdapterStateDict(loraModel, tensors, { adapterName: options.adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
     } catch (error) {

@@ -208,3 +208,29 @@ describeWithBackends('adapter loading errors', () => {
     }
   });
 });
+
+describeWithBackends('adapter config that does not fit the model', () => {
+  it('names the config file when its target modules are not in the model', async () => {
+    const { mkdtemp, rm, writeFile, readFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { saveAdapter, loadLoraModel } = await import('./adapter-io.js');
+    const directory = await mkdtemp(join(tmpdir(), 'peft-ts-targets-'));
+    try {
+      await saveAdapter(new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0'], r: 2 })), directory);
+      const configPath = join(directory, 'adapter_config.json');
+      await writeFile(configPath, (await readFile(configPath, 'utf8')).replace('"lin0"', '"lin9"'));
+      await expect(loadLoraModel(new Mlp(), directory)).rejects.toThrow(new RegExp(`^${configPath}: target_modules \\["lin9"\\] not found in the base model`));
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describeWithBackends('layer_replication', () => {
+  it('an empty list is no replication, as in PEFT (even on a model without decoder layers)', () => {
+    const lora = new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0'], r: 2, layerReplication: [] }));
+    expect(lora.config('default').layerReplication).toEqual([]);
+    lora.model.dispose();
+  });
+});

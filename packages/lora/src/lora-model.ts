@@ -173,7 +173,8 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
         `bias: only one adapter may train biases; set bias to 'none' for every adapter when using several (adapter '${adapterName}' has '${config.bias}')`,
       );
     }
-    if (config.layerReplication) {
+    // PEFT 0.10 tests the list's truth value: an empty list means no replication.
+    if (config.layerReplication?.length) {
       if (!isDecoderModel(this.model)) {
         throw new PeftError('layer_replication: the model does not expose its decoder layers (DecoderModel)');
       }
