@@ -7,7 +7,7 @@ import { PeftError, SeededRandom } from '@peft-ts/core';
 import { SAFETENSORS_DTYPES, dtypeByteSize, type SafetensorsDtype } from '@peft-ts/core/safetensors';
 import { describeWithBackends, malformedSafetensorsCorpus } from '@peft-ts/core/test';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraModel, loadLoraModel, saveAdapter } from '@peft-ts/lora';
-import { MistralForCausalLM, loadMistral, mistral7bV01Config, parseMistralConfig, saveMistral } from '@peft-ts/model-mistral';
+import { MistralConfigError, MistralForCausalLM, loadMistral, mistral7bV01Config, parseMistralConfig, saveMistral } from '@peft-ts/model-mistral';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { main } from '../cli.js';
 import { prepareDatasets } from '../data/prepare-datasets.js';
@@ -65,8 +65,25 @@ class Tally {
     if (!isTyped(error)) this.failures.push(`${category} ${name}: untyped ${(error as Error)?.name}: ${message}`);
     else if (!names.some((part) => (typeof part === 'string' ? message.includes(part) : part.test(message)))) {
       this.failures.push(`${category} ${name}: message names none of ${names.join(', ')}: ${message}`);
+    } else {
+      for (const problem of unplacedProblems(error)) this.failures.push(`${category} ${name}: names no field or line: ${problem}`);
     }
   }
+}
+
+/** Whole-document problems say what the document is, or where its syntax broke. */
+const documentProblem = /line \d+|unknown keys?|expected a .*(object|config)|not valid JSON|expected a JSON object/;
+
+/** The problems of a config error that name neither a field nor a line. */
+function unplacedProblems(error: unknown): string[] {
+  if (error instanceof ConfigError) {
+    return error.issues.filter((issue) => issue.path === '' && !documentProblem.test(issue.message)).map((issue) => issue.message);
+  }
+  if (error instanceof MistralConfigError) {
+    const problems = error.problems.length > 0 ? error.problems : [error.message];
+    return problems.filter((problem) => !/^[a-z_]+[.\w]*: /.test(problem) && !documentProblem.test(problem));
+  }
+  return [];
 }
 
 /** Picks from a list with a seeded generator. */
