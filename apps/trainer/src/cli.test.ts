@@ -179,6 +179,14 @@ describe('peft-ts CLI', () => {
       expect((await run('plan', '--model', empty)).stderr).toBe(`error: --model ${empty}: the directory holds no config.json\n`);
     });
 
+    it('a missing --model, --adapter or --input is named with its option', async () => {
+      const missing = join(scratch, 'nowhere');
+      expect(lastLine((await run('eval', '--model', missing, '--data', 'd.jsonl')).stderr)).toBe(`error: --model ${missing}: does not exist`);
+      expect(lastLine((await run('generate', '--model', fixtureModel, '--adapter', missing, '--prompt', 'x')).stderr)).toBe(`error: --adapter ${missing}: does not exist`);
+      const logits = await run('logits', '--backend', 'cpu', '--model', fixtureModel, '--input', missing, '--out', join(scratch, 'l.safetensors'));
+      expect(lastLine(logits.stderr)).toBe(`error: --input ${missing}: does not exist`);
+    });
+
     it('generate: past max_position_embeddings is an error, or with --truncate-prompt a warning', async () => {
       const model = await modelCopy('short-context', demoModel, { max_position_embeddings: 24 });
       const prompt = 'The jury said it did find that the city executive committee , which had over-all charge of the election';

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { trainingBackends } from '@peft-ts/config';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { attachAdapters, loadBaseModel, quantizationFromShorthand, type QuantizationShorthand } from '../session/load-model.js';
+import { existingPath } from './option-path.js';
 
 export type ModelOptions = {
   model: string;
@@ -25,6 +26,8 @@ export function addModelOptions(command: Command): Command {
 
 /** Initialises the backend (saying which) and loads the model with its adapters. */
 export async function openModel(options: ModelOptions, needsTokenizer = true) {
+  await existingPath('--model', options.model);
+  for (const adapter of options.adapter) await existingPath('--adapter', adapter);
   const backend = await initBackend(options.backend);
   process.stderr.write(`backend: ${backend.name} (${backend.detail})\n`);
   const loaded = await loadBaseModel(options.model, { quantization: quantizationFromShorthand(options.quant), needsTokenizer, strict: options.strict });

@@ -1,5 +1,3 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { PeftError, countParameters, isLinearLike, type Module } from '@peft-ts/core';
 import { parseLoraConfigJson } from '@peft-ts/config';
@@ -9,6 +7,7 @@ import { MistralForCausalLM, parseMistralConfig } from '@peft-ts/model-mistral';
 import { quantizedWeightBytes } from '@peft-ts/quant';
 import type { QuantizationShorthand } from '../session/load-model.js';
 import { numberOption } from './numeric-option.js';
+import { readOptionFile } from './option-path.js';
 
 export type MemoryPlan = { weights: number; adapters: number; gradients: number; optimizerState: number; activations: number; total: number };
 
@@ -25,19 +24,6 @@ export type RunPlan = {
   gradientCheckpointing: boolean;
   memoryBytes: MemoryPlan;
 };
-
-/** The text of a file given to `option` as itself or as the directory holding `fileName`; errors name the option. */
-async function readOptionFile(option: string, path: string, fileName: string): Promise<{ text: string; source: string }> {
-  let source = path;
-  try {
-    if ((await stat(path)).isDirectory()) source = join(path, fileName);
-    return { text: await readFile(source, 'utf8'), source };
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const problem = code !== 'ENOENT' ? `cannot be read (${code ?? (error as Error).message})` : source === path ? 'does not exist' : `the directory holds no ${fileName}`;
-    throw new PeftError(`${option} ${path}: ${problem}`);
-  }
-}
 
 /** Linear layers the quantizer replaces (every linear but the output head), by module path. */
 function quantizedLinearPaths(model: Module): Set<string> {
