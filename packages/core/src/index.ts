@@ -12,6 +12,7 @@ export * from './layers/dropout.js';
 export * from './adapter/target-matching.js';
 export * from './adapter/adapter-method.js';
 export * from './adapter/inject-adapter.js';
+export * from './adapter/row-adapters.js';
 export * from './decoder-model.js';
 export * from './tensor-io.js';
 export * from './finite-check.js';

@@ -8,6 +8,7 @@ const numberKinds = {
   nonNegativeNumber: { expected: 'a number ≥ 0', accepts: (value: number) => value >= 0 },
   fraction: { expected: 'a number in [0, 1)', accepts: (value: number) => value >= 0 && value < 1 },
   probability: { expected: 'a number in (0, 1]', accepts: (value: number) => value > 0 && value <= 1 },
+  zeroOrAboveOne: { expected: '0 (off) or a number > 1', accepts: (value: number) => value === 0 || value > 1 },
   stepCount: { expected: '-1 or an integer ≥ 1', accepts: (value: number) => value === -1 || (Number.isInteger(value) && value >= 1) },
 } as const;
 

@@ -8,6 +8,7 @@ export type TrainingOptions = {
   model?: string;
   data?: string;
   outputDir?: string;
+  overwriteOutputDir?: boolean;
   backend?: string;
   learningRate?: number;
   maxSteps?: number;
@@ -22,6 +23,8 @@ export type TrainingOptions = {
   evalSteps?: number;
   saveSteps?: number;
   saveTotalLimit?: number;
+  divergenceFactor?: number;
+  zeroGradNormSteps?: number;
   seed?: number;
   gradientCheckpointing?: boolean;
   strict?: boolean;
@@ -34,6 +37,7 @@ const overrideKeys: readonly (keyof TrainingOptions)[] = [
   'model',
   'data',
   'outputDir',
+  'overwriteOutputDir',
   'backend',
   'learningRate',
   'maxSteps',
@@ -48,6 +52,8 @@ const overrideKeys: readonly (keyof TrainingOptions)[] = [
   'evalSteps',
   'saveSteps',
   'saveTotalLimit',
+  'divergenceFactor',
+  'zeroGradNormSteps',
   'seed',
   'gradientCheckpointing',
   'strict',
@@ -62,6 +68,7 @@ export function addTrainingOptions(command: Command): Command {
     .option('--model <dir>', 'base model directory (config.json, safetensors, tokenizer.json)')
     .option('--data <file>', 'training data (JSONL: text, messages, prompt/completion or input_ids)')
     .option('--output-dir <dir>', 'where the adapter, checkpoints, metrics and report go')
+    .option('--overwrite-output-dir', "start over in an output dir holding a previous run (removes only that run's files)")
     .addOption(new Option('--backend <name>', 'tfjs backend').choices([...trainingBackends]))
     .option('--learning-rate <rate>', 'peak learning rate', numberOption('positiveNumber'))
     .option('--max-steps <steps>', 'optimizer steps (overrides epochs)', numberOption('stepCount'))
@@ -75,7 +82,9 @@ export function addTrainingOptions(command: Command): Command {
     .option('--logging-steps <steps>', 'log every N steps', numberOption('positiveInteger'))
     .option('--eval-steps <steps>', 'evaluate every N steps', numberOption('positiveInteger'))
     .option('--save-steps <steps>', 'checkpoint every N steps', numberOption('positiveInteger'))
-    .option('--save-total-limit <count>', 'checkpoints kept', numberOption('positiveInteger'))
+    .option('--save-total-limit <count>', 'checkpoints kept (the best one is always kept too)', numberOption('positiveInteger'))
+    .option('--divergence-factor <factor>', 'stop when the smoothed loss exceeds this multiple of its lowest value (0: off)', numberOption('zeroOrAboveOne'))
+    .option('--zero-grad-norm-steps <steps>', 'stop after this many consecutive steps with a vanished gradient norm (0: off)', numberOption('nonNegativeInteger'))
     .option('--seed <seed>', 'random seed', numberOption('nonNegativeInteger'))
     .option('--gradient-checkpointing', 'recompute activations in backward (less memory)')
     .option('--strict', 'refuse, instead of warning about, NaN/Inf in the model weights')

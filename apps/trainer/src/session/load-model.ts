@@ -91,6 +91,6 @@ export async function attachAdapters(
   for (let index = 1; index < directories.length; index++) {
     await loadAdapter(lora, directories[index], { ...common, adapterName: names[index] });
   }
-  if (options.active) lora.setAdapter(options.active);
+  if (options.active) await lora.setAdapter(options.active);
   return lora;
 }
