@@ -23,6 +23,7 @@ const CASE_TIMEOUT_MS = 5_000;
 
 type Outcome<T = unknown> = { kind: 'ok'; value: T } | { kind: 'error'; error: unknown } | { kind: 'hang' };
 
+/** A stalled promise ends as 'hang'; synchronous work cannot be interrupted, so a blow-up there fails the test's own timeout. */
 async function bounded<T>(action: () => Promise<T>): Promise<Outcome<T>> {
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<Outcome<T>>((resolve) => {
