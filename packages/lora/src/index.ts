@@ -7,7 +7,8 @@ export * from './lora-model.js';
 export * from './resolve-layer-settings.js';
 export * from './adapter-state-dict.js';
 export * from './adapter-io.js';
-export * from './modules-to-save-wrapper.js';
+/** Moved to core with the rest of the generic adapter machinery; still exported here for existing imports. */
+export { ModulesToSaveWrapper } from '@peft-ts/core';
 export * from './merge-utils.js';
 export * from './weighted-adapter.js';
 export * from './loftq.js';

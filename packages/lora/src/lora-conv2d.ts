@@ -9,6 +9,7 @@ import { initialLoraFactors } from './lora-linear.js';
  */
 export class LoraConv2d extends LoraLayer<Conv2d> {
   readonly kind = 'lora_conv2d';
+  readonly adapterLayerNames = ['lora_A', 'lora_B'];
 
   constructor(base: Conv2d) {
     super(base);
@@ -44,13 +45,6 @@ export class LoraConv2d extends LoraLayer<Conv2d> {
     this.child<ModuleDict<Conv2d>>('lora_B').set(adapterName, b);
   }
 
-  protected deleteAdapterWeights(adapterName: string): void {
-    for (const dictionary of ['lora_A', 'lora_B']) {
-      const modules = this.child<ModuleDict<Conv2d>>(dictionary);
-      modules.get(adapterName)?.dispose();
-      modules.delete(adapterName);
-    }
-  }
 
   deltaWeight(adapterName: string): tf.Tensor {
     return tf.tidy(() => {

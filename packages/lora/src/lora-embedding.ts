@@ -9,6 +9,7 @@ import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
  */
 export class LoraEmbedding extends LoraLayer<Embedding> {
   readonly kind = 'lora_embedding';
+  readonly adapterLayerNames = ['lora_embedding_A', 'lora_embedding_B'];
 
   constructor(base: Embedding) {
     super(base);
@@ -42,13 +43,6 @@ export class LoraEmbedding extends LoraLayer<Embedding> {
     tf.dispose([a, b]);
   }
 
-  protected deleteAdapterWeights(adapterName: string): void {
-    for (const dictionary of ['lora_embedding_A', 'lora_embedding_B']) {
-      const parameters = this.child<ParameterDict>(dictionary);
-      parameters.get(adapterName)?.dispose();
-      parameters.delete(adapterName);
-    }
-  }
 
   deltaWeight(adapterName: string): tf.Tensor {
     return tf.tidy(() =>

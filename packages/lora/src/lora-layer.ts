@@ -3,13 +3,12 @@ import {
   BASE_MODEL_ROW,
   Dropout,
   MergeError,
-  Module,
   ModuleDict,
-  ParameterDict,
   PeftError,
-  UnknownAdapterError,
+  TunerLayer,
   currentRowAdapters,
-  type WeightAccess,
+  mergedAdaptersError,
+  type TunerBaseLayer,
 } from '@peft-ts/core';
 import type { LoftqSettings } from './loftq.js';
 
@@ -49,52 +48,23 @@ export interface LoraVariant {
   remove?(layer: LoraLayer, adapterName: string): void;
 }
 
-type BaseWithWeightAccess = Module & { readonly weightAccess?: WeightAccess; forward(input: tf.Tensor): tf.Tensor };
-
 /**
- * Wraps a base layer (`base_layer`) and holds any number of named adapters (PEFT's LoraLayer).
- * Subclasses create A/B for their layer type and compute ΔW and the adapter path.
+ * Wraps a base layer (`base_layer`) and holds any number of named adapters (PEFT's LoraLayer). The adapter
+ * bookkeeping and merging are TunerLayer's; subclasses create A/B for their layer type and compute ΔW and the
+ * adapter path.
  */
-export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeightAccess> extends Module {
+export abstract class LoraLayer<BASE extends TunerBaseLayer = TunerBaseLayer> extends TunerLayer<BASE> {
   readonly settings = new Map<string, LoraAdapterSettings & { readonly scaling: number }>();
-  private active: string[] = [];
-  private disabled = false;
-  private readonly merged: string[] = [];
+  override readonly otherParameterNames: readonly string[] = ['lora_dropout'];
   private readonly variants = new Map<string, LoraVariant>();
 
   constructor(base: BASE) {
-    super();
-    this.registerModule('base_layer', base);
+    super(base);
     this.registerModule('lora_dropout', new ModuleDict<Dropout>());
-  }
-
-  get baseLayer(): BASE {
-    return this.child<BASE>('base_layer');
   }
 
   get adapterNames(): string[] {
     return [...this.settings.keys()];
-  }
-
-  get activeAdapters(): readonly string[] {
-    return this.active;
-  }
-
-  get mergedAdapters(): readonly string[] {
-    return this.merged;
-  }
-
-  get isMerged(): boolean {
-    return this.merged.length > 0;
-  }
-
-  get adaptersDisabled(): boolean {
-    return this.disabled;
-  }
-
-  /** True over a shape-only (meta) base layer: adapters are then planned, not allocated. */
-  get isShapeOnly(): boolean {
-    return this.baseLayer.parameters().some((parameter) => parameter.isMeta);
   }
 
   scaling(adapterName: string): number {
@@ -103,7 +73,7 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
 
   adapterSettings(adapterName: string): LoraAdapterSettings & { readonly scaling: number } {
     const settings = this.settings.get(adapterName);
-    if (!settings) throw new UnknownAdapterError(`adapter '${adapterName}' does not exist on this layer (has: ${this.adapterNames.join(', ') || 'none'})`);
+    if (!settings) throw this.unknownAdapter(adapterName);
     return settings;
   }
 
@@ -128,28 +98,10 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
     }
   }
 
-  /** Adapter names that take part in the forward pass (present here and active). */
-  setActiveAdapters(names: readonly string[]): void {
-    this.active = [...names];
-  }
-
-  deleteAdapter(adapterName: string): void {
-    this.adapterSettings(adapterName);
-    if (this.merged.includes(adapterName)) throw mergedError(`cannot delete adapter '${adapterName}'`, this.merged);
+  protected forgetAdapter(adapterName: string): void {
     this.variants.get(adapterName)?.remove?.(this, adapterName);
     this.variants.delete(adapterName);
-    this.deleteAdapterWeights(adapterName);
-    this.child<ModuleDict<Dropout>>('lora_dropout').delete(adapterName);
     this.settings.delete(adapterName);
-    if (this.active.includes(adapterName)) {
-      const remaining = this.active.filter((name) => name !== adapterName);
-      // PEFT falls back to the alphabetically first remaining adapter.
-      this.active = remaining.length ? remaining : this.adapterNames.sort().slice(0, 1);
-    }
-  }
-
-  setAdaptersDisabled(disabled: boolean): void {
-    this.disabled = disabled;
   }
 
   forward(input: tf.Tensor): tf.Tensor {
@@ -158,9 +110,9 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
       routing.recognize(this.adapterNames);
       this.checkRowAdapters(input, routing.names);
     }
-    if (this.disabled) {
+    if (this.adaptersDisabled) {
       // LoraModel.setAdaptersDisabled unmerges first, as PEFT does here.
-      if (this.isMerged) throw mergedError('cannot run with adapters disabled', this.merged);
+      if (this.isMerged) throw mergedAdaptersError('cannot run with adapters disabled', this.mergedAdapters);
       return this.baseLayer.forward(input);
     }
     if (routing) return this.mixedBatchForward(input, routing.names);
@@ -168,7 +120,7 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
     return tf.tidy(() => {
       const baseOutput = this.baseLayer.forward(input);
       let result = baseOutput;
-      for (const name of this.active) {
+      for (const name of this.activeAdapters) {
         if (!this.settings.has(name)) continue;
         const variant = this.variants.get(name);
         const contribution = variant ? variant.forward(this, name, input, baseOutput) : this.loraOutput(name, input);
@@ -188,7 +140,7 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
     if (this.isMerged) {
       throw new MergeError('Cannot pass `adapterNames` when there are merged adapters, please call `unmergeAdapter()` first');
     }
-    const withVariant = [...this.active, ...names].find((name) => this.variants.has(name));
+    const withVariant = [...this.activeAdapters, ...names].find((name) => this.variants.has(name));
     if (withVariant !== undefined) {
       throw new PeftError(`Cannot pass \`adapterNames\` when DoRA is enabled (adapter '${withVariant}')`);
     }
@@ -224,70 +176,14 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
     });
   }
 
-  /** Merges the given (default: active) adapters into the base weight; safe mode checks finiteness first. */
-  async merge(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): Promise<string[]> {
-    const access = this.weightAccess();
-    const candidates = (options.adapterNames ?? this.active).filter((name) => this.settings.has(name) && !this.merged.includes(name));
-    if (candidates.length === 0) return [];
-    const merged = tf.tidy(() => {
-      let weight = access.getBaseWeight();
-      for (const name of candidates) weight = this.mergedWeight(name, weight);
-      return weight;
-    });
-    try {
-      if (options.safeMerge && !(await isAllFinite(merged))) {
-        throw new MergeError(`NaNs detected in the merged weights. The adapter ${candidates.join(', ')} seems to be broken`);
-      }
-      await access.setBaseWeight(merged);
-    } finally {
-      merged.dispose();
-    }
-    this.merged.push(...candidates);
-    return candidates;
-  }
-
-  /** Subtracts merged adapters from the base weight, last merged first. */
-  async unmerge(): Promise<void> {
-    if (!this.isMerged) return;
-    const access = this.weightAccess();
-    const restored = tf.tidy(() => {
-      let weight = access.getBaseWeight();
-      for (const name of [...this.merged].reverse()) weight = this.unmergedWeight(name, weight);
-      return weight;
-    });
-    try {
-      await access.setBaseWeight(restored);
-    } finally {
-      restored.dispose();
-    }
-    this.merged.length = 0;
-  }
-
-  protected weightAccess(): WeightAccess {
-    const access = this.baseLayer.weightAccess;
-    if (!access || !access.supportsMerge) {
-      throw new MergeError(`cannot merge into a ${this.baseLayer.kind} layer: its weights do not support merging`);
-    }
-    return access;
-  }
-
-  private mergedWeight(adapterName: string, weight: tf.Tensor): tf.Tensor {
+  protected mergedWeight(adapterName: string, weight: tf.Tensor): tf.Tensor {
     const variant = this.variants.get(adapterName);
     return variant ? variant.merge(this, adapterName, weight) : tf.add(weight, this.deltaWeight(adapterName));
   }
 
-  private unmergedWeight(adapterName: string, weight: tf.Tensor): tf.Tensor {
+  protected unmergedWeight(adapterName: string, weight: tf.Tensor): tf.Tensor {
     const variant = this.variants.get(adapterName);
     return variant ? variant.unmerge(this, adapterName, weight) : tf.sub(weight, this.deltaWeight(adapterName));
-  }
-
-  /**
-   * A per-adapter parameter dictionary held by this layer (e.g. DoRA's `lora_magnitude_vector`),
-   * created on first use so its parameters get PEFT's names `<dict>.<adapter>`.
-   */
-  parameterDict(name: string): ParameterDict {
-    if (!this.hasChild(name)) this.registerModule(name, new ParameterDict());
-    return this.child<ParameterDict>(name);
   }
 
   /** Plain LoRA's contribution `B(A(dropout(x)))·s`. */
@@ -300,7 +196,6 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
   /** `B(A(x))·s` on an input that already went through the adapter's dropout. */
   abstract loraDelta(adapterName: string, droppedInput: tf.Tensor): tf.Tensor;
   protected abstract createAdapterWeights(adapterName: string, settings: LoraAdapterSettings): void;
-  protected abstract deleteAdapterWeights(adapterName: string): void;
 }
 
 /**
@@ -311,18 +206,3 @@ const addKeepingNothing = tf.customGrad(((a: tf.Tensor, b: tf.Tensor) => ({
   value: tf.add(a, b),
   gradFunc: (dy: tf.Tensor) => [tf.clone(dy), tf.clone(dy)],
 })) as unknown as Parameters<typeof tf.customGrad>[0]) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
-
-/** Read back asynchronously: device backends (WebGPU) cannot read a tensor synchronously under Node. */
-async function isAllFinite(tensor: tf.Tensor): Promise<boolean> {
-  const allFinite = tf.tidy(() => tf.all(tf.isFinite(tensor)));
-  try {
-    return (await allFinite.data())[0] === 1;
-  } finally {
-    allFinite.dispose();
-  }
-}
-
-/** PEFT unmerges implicitly here; unmerging awaits the base's setBaseWeight, so synchronous callers are refused instead. */
-function mergedError(action: string, merged: readonly string[]): MergeError {
-  return new MergeError(`${action}: ${merged.join(', ')} merged into the base weight; await unmerge() first`);
-}

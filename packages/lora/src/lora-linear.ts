@@ -30,6 +30,7 @@ export function initialLoraFactors(
 /** LoRA on any linear-like layer (float or quantized): `y = base(x) + B(A(dropout(x)))·s`. */
 export class LoraLinear extends LoraLayer<LinearLike> {
   readonly kind = 'lora_linear';
+  readonly adapterLayerNames = ['lora_A', 'lora_B'];
 
   constructor(base: LinearLike) {
     super(base);
@@ -85,13 +86,6 @@ export class LoraLinear extends LoraLayer<LinearLike> {
     return { a: tf.tensor(factors.a, [settings.r, inFeatures]), b: tf.tensor(factors.b, [outFeatures, settings.r]) };
   }
 
-  protected deleteAdapterWeights(adapterName: string): void {
-    for (const dictionary of ['lora_A', 'lora_B']) {
-      const modules = this.child<ModuleDict<Linear>>(dictionary);
-      modules.get(adapterName)?.dispose();
-      modules.delete(adapterName);
-    }
-  }
 
   deltaWeight(adapterName: string): tf.Tensor {
     return tf.tidy(() =>

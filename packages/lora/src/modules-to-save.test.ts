@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { loadLoraModel, saveAdapter } from './adapter-io.js';
 import { adapterStateDict } from './adapter-state-dict.js';
 import { LoraModel } from './lora-model.js';
-import { ModulesToSaveWrapper } from './modules-to-save-wrapper.js';
+import { ModulesToSaveWrapper } from '@peft-ts/core';
 import { Mlp, mlpInput } from './testing/test-models.js';
 
 describeWithBackends('modules_to_save', () => {

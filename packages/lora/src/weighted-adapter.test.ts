@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 import type { LoraLayer } from './lora-layer.js';
 import { LoraLinear } from './lora-linear.js';
 import { LoraModel } from './lora-model.js';
-import { ModulesToSaveWrapper } from './modules-to-save-wrapper.js';
+import { ModulesToSaveWrapper } from '@peft-ts/core';
 import { Mlp, Sequential, createConvModel, mlpInput } from './testing/test-models.js';
 
 const layerOf = (model: Module, key: string) => model.getSubmodule(key) as LoraLayer;

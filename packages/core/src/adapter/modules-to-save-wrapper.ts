@@ -1,4 +1,7 @@
-import { Module, ModuleDict, PeftError, copyModule, currentRowAdapters } from '@peft-ts/core';
+import { copyModule } from '../clone-module.js';
+import { PeftError } from '../errors.js';
+import { Module, ModuleDict } from '../module.js';
+import { currentRowAdapters } from './row-adapters.js';
 
 /**
  * PEFT's ModulesToSaveWrapper: the original module (frozen) plus one trainable full copy per
