@@ -93,10 +93,8 @@ function createDoraVariant(geometry: DoraGeometry): LoraVariant {
       return restored;
     },
 
+    // The magnitude goes with the layer's per-adapter dictionaries (parameterDict); only the merge record is ours.
     remove(layer, adapterName) {
-      const magnitudes = layer.parameterDict(MAGNITUDE_PARAMETER);
-      magnitudes.get(adapterName)?.dispose();
-      magnitudes.delete(adapterName);
       mergeNorms.get(layer)?.get(adapterName)?.dispose();
       mergeNorms.get(layer)?.delete(adapterName);
     },

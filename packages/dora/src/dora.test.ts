@@ -186,3 +186,20 @@ describeWithBackends('conv DoRA parity with PEFT 0.10 (fixture conv/dora)', () =
     for (const [name, tensor] of merged.stateDict()) expect([name, maxAbsDifference(tensor, expectedWeights.get(name)!) < 1e-5]).toEqual([name, true]);
   });
 });
+
+describeWithBackends('DoRA without an explicit method', () => {
+  it('is what LoRA\'s default method gives for use_dora once @peft-ts/dora is loaded', () => {
+    const build = (options: { method?: typeof doraMethod }) => {
+      manualSeed(9);
+      const model = new Single(new Linear(6, 5));
+      manualSeed(10);
+      const lora = new LoraModel(model, createLoraConfig({ targetModules: ['layer'], initLoraWeights: false, useDora: true }), options);
+      return { model, lora };
+    };
+    const x = tf.randomNormal([3, 6], 0, 1, 'float32', 15);
+    const implicit = build({});
+    const explicit = build({ method: doraMethod });
+    expect(implicit.lora.trainableParameters().map(([name]) => name)).toContain(`layer.${MAGNITUDE_PARAMETER}.default`);
+    expect(maxAbsDifference(implicit.model.forward(x), explicit.model.forward(x))).toBe(0);
+  });
+});

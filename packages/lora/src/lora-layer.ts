@@ -44,7 +44,7 @@ export interface LoraVariant {
   merge(layer: LoraLayer, adapterName: string, weight: tf.Tensor): tf.Tensor;
   /** Inverse of `merge`. */
   unmerge(layer: LoraLayer, adapterName: string, weight: tf.Tensor): tf.Tensor;
-  /** Forget per-adapter state (called by deleteAdapter). */
+  /** Forget per-adapter state kept outside the layer's dictionaries (called by deleteAdapter). */
   remove?(layer: LoraLayer, adapterName: string): void;
 }
 

@@ -6,17 +6,39 @@ import { LoraLayer, type LoraVariant } from './lora-layer.js';
 import { LoraLinear } from './lora-linear.js';
 import { resolveLayerSettings } from './resolve-layer-settings.js';
 
-/** Variants by layer kind for `use_dora: true` (supplied by @peft-ts/dora). */
-export type DoraVariants = { readonly linear?: LoraVariant; readonly conv2d?: LoraVariant };
+/** A LoRA variant's implementation per layer kind, e.g. DoRA's for `use_dora: true`. */
+export type LoraVariantsByKind = { readonly linear?: LoraVariant; readonly conv2d?: LoraVariant };
+/** Variants for `use_dora: true` (supplied by @peft-ts/dora). */
+export type DoraVariants = LoraVariantsByKind;
 
-function variantFor(kind: keyof DoraVariants, useDora: boolean, key: string, variants: DoraVariants): LoraVariant | undefined {
+/** The config flags that select a variant; the package that provides each. */
+const variantPackages = { dora: '@peft-ts/dora' } as const;
+export type LoraVariantName = keyof typeof variantPackages;
+
+const registeredVariants = new Map<LoraVariantName, LoraVariantsByKind>();
+
+/**
+ * Makes a variant available to every LoRA method that was not given one explicitly, `loraMethod` included.
+ * @peft-ts/dora registers DoRA when it is imported, so `useDora: true` works once that package is loaded.
+ * Returns a function that puts back what was registered before.
+ */
+export function registerLoraVariant(name: LoraVariantName, variants: LoraVariantsByKind): () => void {
+  const previous = registeredVariants.get(name);
+  registeredVariants.set(name, variants);
+  return () => (previous ? registeredVariants.set(name, previous) : registeredVariants.delete(name));
+}
+
+/** Looked up when an adapter is created, so a variant registered after the method was built still applies. */
+function variantFor(kind: keyof LoraVariantsByKind, useDora: boolean, key: string, explicit: DoraVariants | undefined): LoraVariant | undefined {
   if (!useDora) return undefined;
-  const variant = variants[kind];
-  if (!variant) {
+  const variants = explicit ?? registeredVariants.get('dora');
+  if (!variants) {
     throw new PeftError(
-      `${key}: use_dora is set but no DoRA variant for ${kind} layers is registered (use doraMethod from @peft-ts/dora)`,
+      `${key}: use_dora is set but DoRA is not available: install ${variantPackages.dora} and import it once (import '${variantPackages.dora}'), which registers it with LoRA`,
     );
   }
+  const variant = variants[kind];
+  if (!variant) throw new PeftError(`${key}: use_dora is set but the DoRA variants given have none for ${kind} layers`);
   return variant;
 }
 
@@ -27,12 +49,13 @@ function variantFor(kind: keyof DoraVariants, useDora: boolean, key: string, var
 export function createLoraMethod(
   options: {
     type?: string;
+    /** DoRA's variants; default those registered with `registerLoraVariant` (by importing @peft-ts/dora). */
     doraVariants?: DoraVariants;
     /** Enables `init_lora_weights: "loftq"` (`loftqQuantizer` from @peft-ts/quant). */
     loftqQuantizer?: QuantizationRoundTrip;
   } = {},
 ): AdapterMethod<LoraConfig> {
-  const variants = options.doraVariants ?? {};
+  const variants = options.doraVariants;
   const resolveSettings = (key: string, config: LoraConfig) => resolveLayerSettings(key, config, options.loftqQuantizer);
   const existingLayer: AdapterDispatcher<LoraConfig> = {
     supports: 'LoRA layers (another adapter)',
@@ -87,5 +110,5 @@ function embeddingDoraError(key: string): PeftError {
   return new PeftError(`${key}: Embedding does not support DoRA yet, please set use_dora to false`);
 }
 
-/** Plain LoRA (DoRA configs are refused with a pointer to @peft-ts/dora). */
+/** LoRA, with DoRA once @peft-ts/dora is imported (before that, DoRA configs are refused with a pointer to it). */
 export const loraMethod: AdapterMethod<LoraConfig> = createLoraMethod();
