@@ -4,6 +4,9 @@ import type { TunerConfig, TunerModel } from '../adapter/tuner-model.js';
 import type { TunerLayer } from '../adapter/tuner-layer.js';
 import { describeWithBackends, maxAbsDifference } from './index.js';
 
+/** The name the suite gives the second adapter, unlike any module name. */
+const SECOND = 'conformance_second';
+
 /** A fresh model with one adapter of the method under test, as the conformance suite needs it. */
 export type AdapterConformanceSubject<CONFIG extends TunerConfig> = {
   /** The adapted model; its first adapter is `default`, trainable, and changes the output (not an identity init). */
@@ -49,20 +52,20 @@ export function describeAdapterConformance<CONFIG extends TunerConfig>(
     it('adds an inactive adapter, switches to it, and deletes it back to the first', async () => {
       const { tuner, secondConfig, run } = await subject();
       const first = run();
-      tuner.addAdapter('second', secondConfig);
-      expect(tuner.adapterNames).toEqual(['default', 'second']);
+      tuner.addAdapter(SECOND, secondConfig);
+      expect(tuner.adapterNames).toEqual(['default', SECOND]);
       expect(tuner.activeAdapters).toEqual(['default']);
       expect(maxAbsDifference(run(), first)).toBe(0);
-      expect(() => tuner.addAdapter('second', secondConfig)).toThrow(/already exists/);
-      await tuner.setAdapter('second');
-      expect(tuner.activeAdapter).toBe('second');
+      expect(() => tuner.addAdapter(SECOND, secondConfig)).toThrow(/already exists/);
+      await tuner.setAdapter(SECOND);
+      expect(tuner.activeAdapter).toBe(SECOND);
       expect(maxAbsDifference(run(), first)).toBeGreaterThan(tolerance);
       await expect(tuner.setAdapter('missing')).rejects.toThrow(/missing does not exist/);
-      tuner.deleteAdapter('second');
+      tuner.deleteAdapter(SECOND);
       expect(tuner.adapterNames).toEqual(['default']);
       expect(tuner.activeAdapter).toBe('default');
-      expect(tuner.adapterLayers().every(([, layer]) => !layer.hasAdapter('second'))).toBe(true);
-      expect(tuner.model.namedParameters().filter(([parameter]) => parameter.split('.').includes('second'))).toEqual([]);
+      expect(tuner.adapterLayers().every(([, layer]) => !layer.hasAdapter(SECOND))).toBe(true);
+      expect(tuner.model.namedParameters().filter(([parameter]) => parameter.split('.').includes(SECOND))).toEqual([]);
       expect(maxAbsDifference(run(), first)).toBe(0);
     });
 
@@ -109,10 +112,10 @@ export function describeAdapterConformance<CONFIG extends TunerConfig>(
       const trainable = () => tuner.trainableParameters().map(([parameter]) => parameter);
       expect(adapterParameterNames(tuner, 'default').length).toBeGreaterThan(0);
       expect(trainable()).toEqual(adapterParameterNames(tuner, 'default'));
-      tuner.addAdapter('second', secondConfig);
+      tuner.addAdapter(SECOND, secondConfig);
       expect(trainable()).toEqual(adapterParameterNames(tuner, 'default'));
-      await tuner.setAdapter('second');
-      expect(trainable()).toEqual(adapterParameterNames(tuner, 'second'));
+      await tuner.setAdapter(SECOND);
+      expect(trainable()).toEqual(adapterParameterNames(tuner, SECOND));
     });
 
     const { roundTrip } = options;
