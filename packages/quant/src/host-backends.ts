@@ -1,5 +1,1 @@
-/**
- * Backends whose tensors live in host memory: reading a value back is cheap and synchronous there,
- * so layers may decide on the host; on device backends (webgpu) they stay on the device.
- */
-export const HOST_BACKENDS: ReadonlySet<string> = new Set(['cpu', 'wasm']);
+export { HOST_BACKENDS } from '@peft-ts/core';

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { elementwiseProgram, namedInputs as kernelNamedInputs, type WebgpuBackendLike } from '@peft-ts/core';
 
 /**
  * WebGPU kernels of the quantized layers, registered with tfjs under their own names. For the 4-bit layer, one
@@ -8,8 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * fused product differs from `matMul(x, dequantized)` only in summation order. For the 8-bit layer, one unpacks
  * its int8 codes from words into float32 (exact small integers).
  *
- * The programs are plain objects in the shape tfjs-backend-webgpu compiles (its `WebGPUProgram`): tfjs writes the
- * bindings (`result`, one array per input), the shape uniforms and the `_start` entry point that calls `main`.
+ * The programs are built with core's `elementwiseProgram` helpers (plain objects tfjs-backend-webgpu compiles).
  */
 
 export const DEQUANTIZE_4BIT_KERNEL = 'PeftDequantize4bit';
@@ -28,8 +28,6 @@ export type FourBitKernelAttributes = {
   readonly blockShift: number;
 };
 
-type ProgramUniform = { type: 'int32'; data: number[] };
-type WebgpuBackendLike = { runWebGPUProgram(program: object, inputs: tf.TensorInfo[], dtype: 'float32', uniforms: ProgramUniform[]): tf.TensorInfo };
 
 const INPUT_NAMES = ['Packed', 'Absmax', 'Code'] as const;
 
@@ -185,32 +183,6 @@ function matMulProgram(outputShape: [number, number], transposeWeight: boolean, 
   };
 }
 
-const ELEMENTWISE_WORKGROUP = 256;
-
-/** One thread per output element; `value` is a WGSL expression of the flat `index` (a u32). */
-function elementwiseProgram(shaderKey: string, variableNames: readonly string[], outputShape: number[], uniforms: string, functions: string, value: string) {
-  const count = outputShape.reduce((product, size) => product * size, 1);
-  return {
-    variableNames: [...variableNames],
-    uniforms,
-    size: true,
-    workgroupSize: [ELEMENTWISE_WORKGROUP, 1, 1] as [number, number, number],
-    outputShape,
-    dispatchLayout: { x: outputShape.map((_, axis) => axis) },
-    dispatch: [Math.ceil(count / ELEMENTWISE_WORKGROUP), 1, 1] as [number, number, number],
-    shaderKey,
-    getUserCode: () => `
-  ${functions}
-  fn main(flatIndex : i32) {
-    if (flatIndex < uniforms.size) {
-      let index = u32(flatIndex);
-      setOutputAtIndex(flatIndex, ${value});
-    }
-  }
-`,
-  };
-}
-
 const dequantizeProgram = (outputShape: number[]) =>
   elementwiseProgram('peftDequantize4bit', INPUT_NAMES, outputShape, 'blockShift : i32,', WEIGHT_VALUE, 'weightValue(index)');
 
@@ -229,13 +201,7 @@ const int8CodesProgram = (outputShape: number[], offset: number) =>
 const nestedAbsmaxProgram = (blocks: number) =>
   elementwiseProgram('peftNestedAbsmax', ['Packed', 'Map', 'Scales'], [blocks], 'blockShift : i32,', BYTE_AT, 'Map[byteAt(index)] * Scales[index >> u32(uniforms.blockShift)]');
 
-function namedInputs(inputs: tf.NamedTensorInfoMap, names: readonly string[]): tf.TensorInfo[] {
-  return names.map((name) => {
-    const input = inputs[name];
-    if (!input) throw new Error(`a quantization kernel's input '${name}' is missing`);
-    return input;
-  });
-}
+const namedInputs = (inputs: tf.NamedTensorInfoMap, names: readonly string[]) => kernelNamedInputs(inputs, names, 'a quantization kernel');
 
 const kernelInputs = (inputs: tf.NamedTensorInfoMap) => namedInputs(inputs, ['packed', 'absmax', 'code']);
 
