@@ -23,3 +23,4 @@ export * from './checkpoint.js';
 export * from './clone-module.js';
 export * from './host-backends.js';
 export * from './webgpu/webgpu-program.js';
+export * from './checkpoint-tensors.js';

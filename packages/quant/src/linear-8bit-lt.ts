@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
+import { linear8bitStateDict } from './bnb-state-dict.js';
 import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
 import { int8VectorwiseQuantize, type Int8Matrix } from './int8-vectorwise-quantize.js';
@@ -150,6 +152,13 @@ export class Linear8bitLt extends Module implements LinearLike {
       rows: this.outFeatures,
       columns: this.inFeatures,
     };
+  }
+
+  /** The codes and row absmax as bnb's `Linear8bitLt` saves them (read back asynchronously, so webgpu can too). */
+  async checkpointTensors(): Promise<Map<string, SafetensorsTensor>> {
+    const [words, rowStats] = await Promise.all([this.parameter('weight').value.data(), this.parameter('SCB').value.data()]);
+    const bytes = bytesOfWords(words as Int32Array, this.outFeatures * this.inFeatures);
+    return linear8bitStateDict({ quantized: unpackInt8(bytes), rowStats: Float32Array.from(rowStats), rows: this.outFeatures, columns: this.inFeatures });
   }
 
   /** The stored offset-binary code bytes, read back from their words. */

@@ -1,6 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, StateDictError, type LinearLike, type Module } from '@peft-ts/core';
-import { openCheckpoint, type SafetensorsDtype, type ShardedCheckpoint } from '@peft-ts/core/safetensors';
+import {
+  Embedding,
+  HalfEmbedding,
+  HalfLinear,
+  HalfWeight,
+  Linear,
+  StateDictError,
+  isHalfDtype,
+  type HalfDtype,
+  type LinearLike,
+  type Module,
+  type StoredLayerTensors,
+} from '@peft-ts/core';
+import { openCheckpoint, type SafetensorsDtype, type SafetensorsTensor, type ShardedCheckpoint } from '@peft-ts/core/safetensors';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MistralConfigError, parseMistralConfig, type MistralConfig } from './mistral-config.js';
@@ -24,9 +36,22 @@ export type LoadMistralOptions = {
   readonly createLinear?: (context: LinearWeightContext) => LinearLike | undefined;
   /** Replaces config.json fields before the model is built (e.g. `{ sliding_window: null }`). */
   readonly configOverrides?: Partial<MistralConfig>;
+  /**
+   * `'auto'` (the default): when config.json's `torch_dtype` is float16 or bfloat16, linear and embedding weights
+   * stored in it stay in half precision (`HalfLinear`, `HalfEmbedding`: 2 bytes a parameter, widened per product;
+   * frozen, as a base under adapters is); norms are float32. `'float32'` widens every tensor on load.
+   */
+  readonly torchDtype?: 'auto' | 'float32';
+  /**
+   * Builds a layer from the stored tensors of a pre-quantized checkpoint (a config.json `quantization_config`, e.g.
+   * a "-bnb-4bit" model): pass `bnbCheckpointLinear` from `@peft-ts/quant`. Required for such checkpoints.
+   */
+  readonly loadQuantizedLinear?: (layer: StoredLayerTensors) => LinearLike;
 };
 
 const FLOAT_DTYPES: readonly SafetensorsDtype[] = ['F32', 'F16', 'BF16'];
+
+const HALF_SAFETENSORS_DTYPES: Readonly<Record<HalfDtype, SafetensorsDtype>> = { float16: 'F16', bfloat16: 'BF16' };
 
 /** Reads and validates `<directory>/config.json`. */
 export async function readMistralConfig(directory: string): Promise<MistralConfig> {
@@ -45,8 +70,9 @@ export async function readMistralConfig(directory: string): Promise<MistralConfi
 
 /**
  * Loads a transformers `MistralForCausalLM` checkpoint directory: config.json plus model.safetensors or a sharded
- * model.safetensors.index.json, in F32, F16 or BF16 (computed in float32). The model is built shape-only and every
- * tensor is read, converted and placed one at a time. Missing, unexpected and mis-shaped tensors are all reported in
+ * model.safetensors.index.json, in F32, F16 or BF16 (computed in float32; a half checkpoint's linear and embedding
+ * weights stay half in memory, see `torchDtype`), or pre-quantized by bitsandbytes (see `loadQuantizedLinear`). The
+ * model is built shape-only and every tensor is read, converted and placed one at a time. Missing, unexpected and mis-shaped tensors are all reported in
  * one StateDictError before anything is read. With tied embeddings a stored `lm_head.weight` is ignored, as
  * transformers' `tie_weights` overrides it.
  */
@@ -57,19 +83,37 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
     : fileConfig;
   const model = new MistralForCausalLM(config, { meta: true });
   const checkpoint = await openCheckpoint(directory);
+  const halfDtype = options.torchDtype !== 'float32' && isHalfDtype(config.torch_dtype) ? config.torch_dtype : null;
   try {
-    const plan = planLoad(model, checkpoint);
-    for (const { name, path, module, parameterName } of plan) {
+    const { tensors, quantizedLayers } = planLoad(model, checkpoint);
+    for (const layer of quantizedLayers) {
+      model.setSubmodule(layer.path, await loadQuantizedLayer(options, config, checkpoint, layer));
+    }
+    for (const { name, path, module, parameterName } of tensors) {
+      const storedDtype = checkpoint.info(name).dtype;
+      const halfWeight = halfDtype && parameterName === 'weight' && storedDtype === HALF_SAFETENSORS_DTYPES[halfDtype];
+      if (halfWeight && module instanceof Embedding) {
+        const bits = await readHalfBits(checkpoint, name);
+        model.setSubmodule(path, new HalfEmbedding({ dtype: halfDtype, rows: module.numEmbeddings, columns: module.embeddingDim, bits }, { paddingIndex: module.paddingIndex }));
+        continue;
+      }
+      if (halfWeight && module instanceof Linear && !options.createLinear) {
+        const bits = await readHalfBits(checkpoint, name);
+        model.setSubmodule(path, new HalfLinear({ dtype: halfDtype, rows: module.outFeatures, columns: module.inFeatures, bits }));
+        continue;
+      }
       const stored = await checkpoint.readTensor(name);
       const tensor = tf.tensor(stored.data as Float32Array, [...stored.shape], 'float32');
       try {
         const replacement = options.createLinear && module instanceof Linear ? createLinear(options.createLinear, path, tensor) : undefined;
         if (replacement) model.setSubmodule(path, replacement);
+        else if (halfWeight && module instanceof Linear) model.setSubmodule(path, HalfLinear.fromWeight(tensor, halfDtype));
         else module.parameter(parameterName).set(tensor, name);
       } finally {
         tensor.dispose();
       }
     }
+    tieHalfEmbedding(model);
     return model;
   } catch (error) {
     model.dispose();
@@ -77,6 +121,49 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
   } finally {
     await checkpoint.close();
   }
+}
+
+/** With tied embeddings a half `embed_tokens` is also the head: `lm_head` becomes a HalfLinear over the same words. */
+function tieHalfEmbedding(model: MistralForCausalLM): void {
+  const embedding = model.getSubmodule('model.embed_tokens');
+  if (model.config.tie_word_embeddings && embedding instanceof HalfEmbedding) {
+    model.setSubmodule('lm_head', new HalfLinear(HalfWeight.sharing(embedding.storage)));
+  }
+}
+
+/** A half tensor's 16-bit patterns, as stored (no float round trip). */
+async function readHalfBits(checkpoint: ShardedCheckpoint, name: string): Promise<Uint16Array> {
+  const bytes = await checkpoint.readTensorBytes(name);
+  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  return new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+}
+
+async function loadQuantizedLayer(
+  options: LoadMistralOptions,
+  config: MistralConfig,
+  checkpoint: ShardedCheckpoint,
+  { path, names, module }: QuantizedLayer,
+): Promise<LinearLike> {
+  if (!options.loadQuantizedLinear) {
+    throw new StateDictError(
+      `${checkpoint.path}: ${path} is stored quantized (config.json quantization_config); pass loadMistral's ` +
+        `loadQuantizedLinear option (bnbCheckpointLinear from @peft-ts/quant) to load it`,
+    );
+  }
+  const tensors = new Map<string, SafetensorsTensor>();
+  for (const name of names) tensors.set(name.slice(path.length + 1), await checkpoint.readTensor(name));
+  const layer = options.loadQuantizedLinear({
+    key: path,
+    inFeatures: module.inFeatures,
+    outFeatures: module.outFeatures,
+    tensors,
+    quantizationConfig: config.quantization_config,
+    source: checkpoint.path,
+  });
+  if (layer.inFeatures !== module.inFeatures || layer.outFeatures !== module.outFeatures) {
+    throw new StateDictError(`loadQuantizedLinear for ${path}: returned a ${layer.inFeatures}→${layer.outFeatures} layer, expected ${module.inFeatures}→${module.outFeatures}`);
+  }
+  return layer;
 }
 
 function createLinear(
@@ -96,9 +183,27 @@ function createLinear(
 
 type PlannedTensor = { name: string; path: string; module: Module; parameterName: string };
 
+/** A linear layer stored quantized: its checkpoint tensors (`<path>.weight`, `<path>.weight.absmax`, `<path>.SCB`, …). */
+type QuantizedLayer = { path: string; module: Linear; names: string[] };
+
+/** bitsandbytes layers keep their quant state beside the weight: `weight.absmax` (4-bit) or `SCB` (8-bit). */
+function quantizedLayers(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): QuantizedLayer[] {
+  const layers: QuantizedLayer[] = [];
+  for (const [path, module] of model.namedModules()) {
+    if (!(module instanceof Linear) || !(checkpoint.has(`${path}.weight.absmax`) || checkpoint.has(`${path}.SCB`))) continue;
+    const names = checkpoint.tensorNames.filter(
+      (name) => name === `${path}.weight` || name.startsWith(`${path}.weight.`) || name === `${path}.SCB` || name === `${path}.weight_format`,
+    );
+    layers.push({ path, module, names });
+  }
+  return layers;
+}
+
 /** Every parameter of the (shape-only) model against the checkpoint's headers: all problems in one error. */
-function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): PlannedTensor[] {
+function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): { tensors: PlannedTensor[]; quantizedLayers: QuantizedLayer[] } {
   const modules = new Map(model.namedModules());
+  const quantized = quantizedLayers(model, checkpoint);
+  const quantizedWeights = new Set(quantized.map(({ path }) => `${path}.weight`));
   const plan: PlannedTensor[] = [];
   const missing: string[] = [];
   const mismatched: string[] = [];
@@ -109,6 +214,7 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): Pla
       missing.push(name);
       continue;
     }
+    if (quantizedWeights.has(name)) continue;
     const { dtype, shape } = checkpoint.info(name);
     const shapeMatches = shape.length === parameter.shape.length && shape.every((size, axis) => size === parameter.shape[axis]);
     if (!FLOAT_DTYPES.includes(dtype) || !shapeMatches) {
@@ -117,7 +223,7 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): Pla
     }
     plan.push({ name, path, module: modules.get(path)!, parameterName: name.slice(cut + 1) });
   }
-  const expected = new Set(model.namedParameters().map(([name]) => name));
+  const expected = new Set([...model.namedParameters().map(([name]) => name), ...quantized.flatMap(({ names }) => names)]);
   const ignored = model.config.tie_word_embeddings ? new Set(['lm_head.weight']) : new Set<string>();
   const unexpected = checkpoint.tensorNames.filter((name) => !expected.has(name) && !ignored.has(name));
   if (missing.length || unexpected.length || mismatched.length) {
@@ -133,5 +239,5 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): Pla
       mismatched,
     );
   }
-  return plan;
+  return { tensors: plan, quantizedLayers: quantized };
 }
