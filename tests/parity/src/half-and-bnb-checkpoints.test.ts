@@ -10,7 +10,7 @@ import {
   type HalfDtype,
   type Module,
 } from '@peft-ts/core';
-import { SafetensorsFile, float32ToBfloat16Bits, float32ToFloat16Bits, writeSafetensors, type SafetensorsTensor } from '@peft-ts/core/safetensors';
+import { SafetensorsFile, writeSafetensors, type SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
@@ -27,7 +27,6 @@ type Tensors = Map<string, SafetensorsTensor>;
 const baseDirectory = fixturePath('mistral', 'base_model');
 const projections = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const SAFETENSORS_HALF = { float16: 'F16', bfloat16: 'BF16' } as const;
-const narrow = { float16: float32ToFloat16Bits, bfloat16: float32ToBfloat16Bits };
 
 /** transformers' `BitsAndBytesConfig.to_dict()` as it lands in config.json. */
 function savedQuantizationConfig(bits: 4 | 8): Record<string, unknown> {
@@ -73,25 +72,20 @@ async function rawTensors(path: string): Promise<Map<string, { dtype: string; sh
   }
 }
 
-/** Bytes tf holds for the model's parameters: the model's total less what a shape-only twin holds (rotary tables). */
-function heldBytesPerParameter(load: () => Promise<MistralForCausalLM>): Promise<{ perParameter: number; model: MistralForCausalLM }> {
-  return (async () => {
-    const start = tf.memory().numBytes;
-    const shapeOnly = new MistralForCausalLM((await loadMistral(baseDirectory, { configOverrides: {} }).then((model) => {
-      const config = model.config;
-      model.dispose();
-      return config;
-    })), { meta: true });
-    const overhead = tf.memory().numBytes - start;
-    shapeOnly.dispose();
-    const before = tf.memory().numBytes;
-    const model = await load();
-    const parameters = new MistralForCausalLM(model.config, { meta: true });
-    const count = parameters.namedParameters().reduce((sum, [, parameter]) => sum + parameter.size, 0);
-    parameters.dispose();
-    return { perParameter: (tf.memory().numBytes - before - overhead) / count, model };
-  })();
+/** Bytes tf holds per parameter of a loaded model, less what a shape-only model holds (its rotary tables). */
+async function heldBytesPerParameter(load: () => Promise<MistralForCausalLM>): Promise<{ perParameter: number; model: MistralForCausalLM }> {
+  const before = tf.memory().numBytes;
+  const model = await load();
+  const held = tf.memory().numBytes - before;
+  const shapeOnly = new MistralForCausalLM(model.config, { meta: true });
+  const overhead = tf.memory().numBytes - before - held;
+  const count = shapeOnly.namedParameters().reduce((sum, [, parameter]) => sum + parameter.size, 0);
+  shapeOnly.dispose();
+  return { perParameter: (held - overhead) / count, model };
 }
+
+const projectionPath = (layer: number, projection: string) =>
+  `model.layers.${layer}.${['gate_proj', 'up_proj', 'down_proj'].includes(projection) ? 'mlp' : 'self_attn'}.${projection}`;
 
 describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (backend) => {
   let scratch: string;
@@ -269,7 +263,7 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     await expect(loadMistral(directory)).rejects.toThrow(StateDictError);
     await expect(loadMistral(directory)).rejects.toThrow('pass loadMistral\'s loadQuantizedLinear option');
     const model = await loadMistral(directory, { loadQuantizedLinear: bnbCheckpointLinear });
-    for (const projection of projections) expect(model.getSubmodule(`model.layers.3.${projection.endsWith('proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(projection) ? 'mlp' : 'self_attn'}.${projection}`)).toBeInstanceOf(layerClass);
+    for (const projection of projections) expect(model.getSubmodule(projectionPath(3, projection))).toBeInstanceOf(layerClass);
     expect(model.getSubmodule('lm_head')).toBeInstanceOf(HalfLinear);
 
     // The model that wrote the checkpoint, quantized on load from float: the same codes, so the same logits.
@@ -296,7 +290,7 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     const directory = await bnbCheckpoint(4, 'bnb-real');
     const tensors = await readAll(join(directory, 'model.safetensors'));
     const fixtures = await readAll(fixturePath('bnb', 'quant_fixtures.safetensors'));
-    const key = 'model.layers.2.mlp.down_proj';
+    const key = projectionPath(2, 'down_proj');
     const packed = fixtures.get('nf4_packed')!;
     tensors.set(`${key}.weight`, { dtype: 'U8', shape: [packed.data.length, 1], data: packed.data as Uint8Array });
     tensors.set(`${key}.weight.absmax`, fixtures.get('nf4_dq_absmax_q8')!);
