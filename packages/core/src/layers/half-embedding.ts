@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { WeightAccess } from '../weight-access.js';
 import { Embedding } from './embedding.js';
-import { HalfWeight, type HalfDtype, type HalfMatrix } from './half-storage.js';
+import { HalfWeight, halfWordsParameter, type HalfDtype, type HalfMatrix, type HalfWords } from './half-storage.js';
 
 /**
  * A frozen Embedding whose table is float16 or bfloat16, 2 bytes a value in int32 words: a lookup gathers the
@@ -12,11 +12,10 @@ export class HalfEmbedding extends Embedding {
   override readonly weightAccess: WeightAccess;
   readonly storage: HalfWeight;
 
-  constructor(source: HalfMatrix | HalfWeight, options: { readonly paddingIndex?: number | null } = {}) {
-    const storage = source instanceof HalfWeight ? source : HalfWeight.fromMatrix(source);
-    super(storage.rows, storage.columns, { paddingIndex: options.paddingIndex, meta: true });
-    this.storage = storage;
-    this.setParameter('weight', storage.parameter);
+  constructor(source: HalfMatrix | HalfWords, options: { readonly paddingIndex?: number | null } = {}) {
+    super(source.rows, source.columns, { paddingIndex: options.paddingIndex, meta: true });
+    this.storage = new HalfWeight(source.dtype, source.rows, source.columns, () => this.parameter('weight'));
+    this.setParameter('weight', 'parameter' in source ? source.parameter : halfWordsParameter(source));
     this.weightAccess = {
       supportsMerge: true,
       getBaseWeight: () => this.storage.widen(),
@@ -36,8 +35,23 @@ export class HalfEmbedding extends Embedding {
   }
 
   cloneSharingParameters(): HalfEmbedding {
-    const clone = new HalfEmbedding(HalfWeight.sharing(this.storage, this.parameter('weight')), { paddingIndex: this.paddingIndex });
+    const clone = new HalfEmbedding(this.words(), { paddingIndex: this.paddingIndex });
     clone.training = this.training;
     return clone;
+  }
+
+  /** A trainable float32 copy (a `modules_to_save` copy; see `HalfLinear.deepCopy`). */
+  deepCopy(): Embedding {
+    const copy = new Embedding(this.numEmbeddings, this.embeddingDim, { paddingIndex: this.paddingIndex, meta: true });
+    const weight = this.storage.widen();
+    copy.weight.set(weight);
+    weight.dispose();
+    copy.training = this.training;
+    return copy;
+  }
+
+  /** The stored words with their layout, for a module sharing them (a tied head). */
+  words(): HalfWords {
+    return { dtype: this.dtype, rows: this.numEmbeddings, columns: this.embeddingDim, parameter: this.parameter('weight') };
   }
 }

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
+import { copyModule } from '../clone-module.js';
 import { SeededRandom } from '../random.js';
+import { Embedding } from './embedding.js';
+import { Linear } from './linear.js';
 import { describeWithBackends } from '../test/index.js';
 import { HalfEmbedding } from './half-embedding.js';
 import { HalfLinear } from './half-linear.js';
@@ -137,6 +140,21 @@ describeWithBackends('half-precision layers', () => {
     expect([...(await layer.storage.readMatrix()).bits]).toEqual([...expected]);
     tf.dispose([delta, base, merged]);
     layer.dispose();
+  });
+
+  it('a deep copy (modules_to_save) is a trainable float32 layer holding the widened weight', () => {
+    const bits = weightBits(3 * 4, 'bfloat16', 10);
+    const layers = [new HalfLinear({ dtype: 'bfloat16', rows: 3, columns: 4, bits }), new HalfEmbedding({ dtype: 'bfloat16', rows: 3, columns: 4, bits })];
+    for (const layer of layers) {
+      const copy = copyModule(layer);
+      expect(copy).toBeInstanceOf(layer instanceof HalfLinear ? Linear : Embedding);
+      expect(copy).not.toBeInstanceOf(HalfEmbedding);
+      const weight = copy.parameter('weight');
+      expect([weight.dtype, weight.requiresGrad]).toEqual(['float32', true]);
+      expect([...weight.value.dataSync()]).toEqual([...widenHalfBits(bits, 'bfloat16')]);
+      copy.dispose();
+      layer.dispose();
+    }
   });
 
   it('a replica shares the stored words', () => {

@@ -4,7 +4,8 @@ import { matMul } from '../matmul.js';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 import type { LinearLike, WeightAccess } from '../weight-access.js';
-import { HalfWeight, narrowToHalfBits, type HalfDtype, type HalfMatrix } from './half-storage.js';
+import { Linear } from './linear.js';
+import { HalfWeight, halfWordsParameter, narrowToHalfBits, type HalfDtype, type HalfMatrix, type HalfWords } from './half-storage.js';
 
 type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
 
@@ -29,16 +30,17 @@ export class HalfLinear extends Module implements LinearLike {
     return new HalfLinear({ dtype, rows, columns, bits: narrowToHalfBits(weight.dataSync() as Float32Array, dtype) }, options);
   }
 
-  /** Wraps half patterns [out, in], or shares the storage of another half weight (replication, tied embeddings). */
-  constructor(source: HalfMatrix | HalfWeight, options: { readonly bias?: tf.Tensor | null; readonly biasParameter?: Parameter | null } = {}) {
+  /** Wraps half patterns [out, in], or words already held (tied embeddings, replicas share the parameter). */
+  constructor(source: HalfMatrix | HalfWords, options: { readonly bias?: tf.Tensor | null; readonly biasParameter?: Parameter | null } = {}) {
     super();
-    this.storage = source instanceof HalfWeight ? source : HalfWeight.fromMatrix(source);
-    [this.outFeatures, this.inFeatures] = [this.storage.rows, this.storage.columns];
+    const { dtype, rows, columns } = source;
+    [this.outFeatures, this.inFeatures] = [rows, columns];
+    this.storage = new HalfWeight(dtype, rows, columns, () => this.parameter('weight'));
     const { bias = null, biasParameter = null } = options;
     if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
       throw new PeftError(`HalfLinear: bias must be [${this.outFeatures}], got [${bias.shape}]`);
     }
-    this.registerParameter('weight', this.storage.parameter);
+    this.registerParameter('weight', 'parameter' in source ? source.parameter : halfWordsParameter(source));
     this.registerParameter('bias', biasParameter ?? (bias ? new Parameter(bias) : null));
     this.weightAccess = {
       supportsMerge: true,
@@ -74,8 +76,27 @@ export class HalfLinear extends Module implements LinearLike {
 
   /** A replica over the same stored words (layer replication): no weight memory is added. */
   cloneSharingParameters(): HalfLinear {
-    const clone = new HalfLinear(HalfWeight.sharing(this.storage, this.parameter('weight')), { biasParameter: this.bias });
+    const clone = new HalfLinear(this.words(), { biasParameter: this.bias });
     clone.training = this.training;
     return clone;
+  }
+
+  /**
+   * A trainable float32 copy (a `modules_to_save` copy): torch's deep copy of a half module trains in its dtype,
+   * which tfjs has no kernels for, so the copy is widened.
+   */
+  deepCopy(): Linear {
+    const copy = new Linear(this.inFeatures, this.outFeatures, { bias: this.bias !== null, meta: true });
+    const weight = this.storage.widen();
+    copy.weight.set(weight);
+    weight.dispose();
+    if (this.bias) copy.bias!.set(this.bias.value);
+    copy.training = this.training;
+    return copy;
+  }
+
+  /** The stored words with their layout, for a module sharing them. */
+  words(): HalfWords {
+    return { dtype: this.dtype, rows: this.outFeatures, columns: this.inFeatures, parameter: this.parameter('weight') };
   }
 }

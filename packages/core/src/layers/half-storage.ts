@@ -164,43 +164,43 @@ export function widenHalfWordsByOps(words: tf.Tensor, columns: number, dtype: Ha
   });
 }
 
+/** The words of `matrix` as a frozen parameter: the `weight` of the half layers. */
+export function halfWordsParameter(matrix: HalfMatrix): Parameter {
+  const words = tf.tensor2d(packHalfRows(matrix), [matrix.rows, halfWordsPerRow(matrix.columns)], 'int32');
+  const parameter = new Parameter(words, { requiresGrad: false });
+  words.dispose();
+  return parameter;
+}
+
+/** A half matrix already held as a words parameter (shared by tied embeddings and replicas). */
+export type HalfWords = { readonly dtype: HalfDtype; readonly rows: number; readonly columns: number; readonly parameter: Parameter };
+
 /**
- * A frozen half-precision matrix (a Linear or Embedding weight) held as int32 words, 2 bytes a value: the `weight`
- * parameter of the half layers. `widen` gives the float32 matrix for one use; the caller frees it.
+ * Access to a half layer's `weight` words, 2 bytes a value. The parameter is looked up on each use, so a module
+ * whose parameter slot is replaced (a deep copy, a tie) reads the new one. `widen` gives the float32 matrix for
+ * one use; the caller frees it.
  */
 export class HalfWeight {
-  private constructor(
+  constructor(
     readonly dtype: HalfDtype,
     readonly rows: number,
     readonly columns: number,
-    readonly parameter: Parameter,
+    private readonly parameter: () => Parameter,
   ) {}
-
-  static fromMatrix(matrix: HalfMatrix): HalfWeight {
-    const words = tf.tensor2d(packHalfRows(matrix), [matrix.rows, halfWordsPerRow(matrix.columns)], 'int32');
-    const parameter = new Parameter(words, { requiresGrad: false });
-    words.dispose();
-    return new HalfWeight(matrix.dtype, matrix.rows, matrix.columns, parameter);
-  }
-
-  /** The same storage under another module (tied embeddings, layer replication). */
-  static sharing(weight: HalfWeight, parameter: Parameter = weight.parameter): HalfWeight {
-    return new HalfWeight(weight.dtype, weight.rows, weight.columns, parameter);
-  }
 
   /** The float32 [rows, columns] matrix. */
   widen(): tf.Tensor2D {
-    return widenHalfWords(this.parameter.value, this.columns, this.dtype);
+    return widenHalfWords(this.parameter().value, this.columns, this.dtype);
   }
 
   /** The float32 rows `ids` (int32 [count]) as [count, columns]: only those rows are widened. */
   widenRows(ids: tf.Tensor1D): tf.Tensor2D {
-    return tf.tidy(() => widenHalfWords(tf.gather(this.parameter.value, ids), this.columns, this.dtype));
+    return tf.tidy(() => widenHalfWords(tf.gather(this.parameter().value, ids), this.columns, this.dtype));
   }
 
   /** The stored patterns, read back (asynchronously, so device backends can too). */
   async readMatrix(): Promise<HalfMatrix> {
-    const words = (await this.parameter.value.data()) as Int32Array;
+    const words = (await this.parameter().value.data()) as Int32Array;
     return { dtype: this.dtype, rows: this.rows, columns: this.columns, bits: unpackHalfRows(words, this.rows, this.columns) };
   }
 
@@ -210,7 +210,7 @@ export class HalfWeight {
       throw new PeftError(`half weight: expected ${this.dtype} [${this.rows}, ${this.columns}], got ${matrix.dtype} [${matrix.rows}, ${matrix.columns}]`);
     }
     const words = tf.tensor2d(packHalfRows(matrix), [this.rows, halfWordsPerRow(this.columns)], 'int32');
-    this.parameter.set(words, 'half weight');
+    this.parameter().set(words, 'half weight');
     words.dispose();
   }
 

@@ -3,7 +3,6 @@ import {
   Embedding,
   HalfEmbedding,
   HalfLinear,
-  HalfWeight,
   Linear,
   StateDictError,
   isHalfDtype,
@@ -127,7 +126,7 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
 function tieHalfEmbedding(model: MistralForCausalLM): void {
   const embedding = model.getSubmodule('model.embed_tokens');
   if (model.config.tie_word_embeddings && embedding instanceof HalfEmbedding) {
-    model.setSubmodule('lm_head', new HalfLinear(HalfWeight.sharing(embedding.storage)));
+    model.setSubmodule('lm_head', new HalfLinear(embedding.words()));
   }
 }
 
