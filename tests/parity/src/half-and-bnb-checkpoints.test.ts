@@ -8,13 +8,12 @@ import {
   mergeIntoHalfBits,
   readTensorFile,
   type HalfDtype,
-  type Module,
 } from '@peft-ts/core';
 import { SafetensorsFile, writeSafetensors, type SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
-import { LoraModel } from '@peft-ts/lora';
+import { LoraLinear, LoraModel } from '@peft-ts/lora';
 import { MistralForCausalLM, loadMistral, saveMistral } from '@peft-ts/model-mistral';
 import { Linear4bit, Linear8bitLt, bnbCheckpointLinear, prepareModelForKbitTraining, quantizedLinearFactory } from '@peft-ts/quant';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -113,10 +112,29 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
   }
 
   /** The fixture model as a half checkpoint (every tensor rounded to `dtype`, as `model.to(dtype).save_pretrained`). */
-  function halfCheckpoint(dtype: HalfDtype, name = dtype, configOverrides: Record<string, unknown> = {}): Promise<string> {
+  function halfCheckpoint(dtype: HalfDtype, name: string = dtype): Promise<string> {
     const half: Tensors = new Map();
     for (const [key, tensor] of stored) half.set(key, { dtype: SAFETENSORS_HALF[dtype], shape: tensor.shape, data: tensor.data as Float32Array });
-    return writeCheckpoint(name, half, { ...baseConfig, torch_dtype: dtype, ...configOverrides });
+    return writeCheckpoint(name, half, { ...baseConfig, torch_dtype: dtype });
+  }
+
+  /** Losses of 4 Adam steps of LoRA (or DoRA) on all projections of the prepared model, on a fixed 2 × 12 batch. */
+  function trainLora(base: MistralForCausalLM, useDora: boolean, seed: number): number[] {
+    manualSeed(seed);
+    const model = prepareModelForKbitTraining(base);
+    const lora = new LoraModel(model, createLoraConfig({ r: 4, loraAlpha: 8, targetModules: projections, useDora, initLoraWeights: false }), { method: doraMethod });
+    const variables = lora.trainableParameters().map(([, parameter]) => parameter.value);
+    const batch = tf.slice(inputIds, [0, 0], [2, 12]);
+    const optimizer = tf.train.adam(0.01);
+    const losses: number[] = [];
+    for (let step = 0; step < 4; step++) {
+      const loss = optimizer.minimize(() => model.forward({ inputIds: batch, labels: batch }).loss!, true, variables)!;
+      losses.push(loss.dataSync()[0]);
+      loss.dispose();
+    }
+    optimizer.dispose();
+    batch.dispose();
+    return losses;
   }
 
   const logitsOf = (model: MistralForCausalLM) => tf.tidy(() => model.eval().forward({ inputIds }).logits);
@@ -182,28 +200,15 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
 
   it.each([false, true])('bfloat16 base: LoRA (DoRA %s) trains, the half base stays frozen, gradients as on the widened base', async (useDora) => {
     const directory = await halfCheckpoint('bfloat16', `bf16-train-${useDora}`);
-    const batch = tf.slice(inputIds, [0, 0], [2, 12]);
     const train = async (torchDtype: 'auto' | 'float32') => {
-      manualSeed(5);
-      const model = prepareModelForKbitTraining(await loadMistral(directory, { torchDtype }));
-      const lora = new LoraModel(model, createLoraConfig({ r: 4, loraAlpha: 8, targetModules: projections, useDora, initLoraWeights: false }), { method: doraMethod });
-      const variables = lora.trainableParameters().map(([, parameter]) => parameter.value);
-      const optimizer = tf.train.adam(0.01);
-      const losses: number[] = [];
-      for (let step = 0; step < 4; step++) {
-        const loss = optimizer.minimize(() => model.forward({ inputIds: batch, labels: batch }).loss!, true, variables)!;
-        losses.push(loss.dataSync()[0]);
-        loss.dispose();
-      }
-      optimizer.dispose();
-      return { model, losses };
+      const model = await loadMistral(directory, { torchDtype });
+      return { model, losses: trainLora(model, useDora, 5) };
     };
     const half = await train('auto');
     const widened = await train('float32');
     expect(half.losses[3]).toBeLessThan(half.losses[0]);
     for (let step = 0; step < 4; step++) expect(Math.abs(half.losses[step] - widened.losses[step])).toBeLessThan(1e-4);
     expect(half.model.namedParameters().filter(([name, parameter]) => parameter.requiresGrad && !name.includes('lora_'))).toEqual([]);
-    batch.dispose();
     half.model.dispose();
     widened.model.dispose();
   });
@@ -214,9 +219,10 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     const model = await loadMistral(directory);
     const lora = new LoraModel(model, createLoraConfig({ r: 4, loraAlpha: 8, targetModules: ['q_proj'], initLoraWeights: false }));
     const key = 'model.layers.1.self_attn.q_proj';
-    const layer = model.getSubmodule(key) as Module & { baseLayer: HalfLinear };
-    const baseBits = (await layer.baseLayer.storage.readMatrix()).bits;
-    const mergedFloat = tf.tidy(() => tf.add(layer.baseLayer.weightAccess.getBaseWeight(), (layer as unknown as { deltaWeight(name: string): tf.Tensor }).deltaWeight('default')));
+    const layer = model.getSubmodule(key) as LoraLinear;
+    const base = layer.baseLayer as HalfLinear;
+    const baseBits = (await base.storage.readMatrix()).bits;
+    const mergedFloat = tf.tidy(() => tf.add(base.weightAccess.getBaseWeight(), layer.deltaWeight('default')));
     const expected = mergeIntoHalfBits(baseBits, mergedFloat.dataSync() as Float32Array, 'bfloat16');
     const merged = await lora.mergeAndUnload();
     const mergedLayer = merged.getSubmodule(key);
@@ -306,22 +312,10 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
 
   it.each([false, true])('4-bit bitsandbytes checkpoint: LoRA (DoRA %s) trains on the stored codes', async (useDora) => {
     const directory = await bnbCheckpoint(4, `bnb-train-${useDora}`);
-    manualSeed(7);
-    const model = prepareModelForKbitTraining(await loadMistral(directory, { loadQuantizedLinear: bnbCheckpointLinear }));
-    const lora = new LoraModel(model, createLoraConfig({ r: 4, loraAlpha: 8, targetModules: projections, useDora, initLoraWeights: false }), { method: doraMethod });
-    const variables = lora.trainableParameters().map(([, parameter]) => parameter.value);
-    const batch = tf.slice(inputIds, [0, 0], [2, 12]);
-    const optimizer = tf.train.adam(0.01);
-    const losses: number[] = [];
-    for (let step = 0; step < 4; step++) {
-      const loss = optimizer.minimize(() => model.forward({ inputIds: batch, labels: batch }).loss!, true, variables)!;
-      losses.push(loss.dataSync()[0]);
-      loss.dispose();
-    }
-    optimizer.dispose();
+    const model = await loadMistral(directory, { loadQuantizedLinear: bnbCheckpointLinear });
+    const losses = trainLora(model, useDora, 7);
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[3]).toBeLessThan(losses[0]);
-    batch.dispose();
     model.dispose();
   });
 });
