@@ -169,6 +169,21 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     });
   }
 
+  it('bfloat16 with quantize-on-load: projections go 4-bit from the half values, the skipped head stays half', async () => {
+    const directory = await halfCheckpoint('bfloat16', 'bf16-qlora');
+    const factory = quantizedLinearFactory(createBitsAndBytesConfig({ loadIn4bit: true, bnb4bitQuantType: 'nf4' }), { onWarning: () => {} });
+    const model = await loadMistral(directory, { createLinear: factory });
+    expect(model.getSubmodule(projectionPath(0, 'q_proj'))).toBeInstanceOf(Linear4bit);
+    expect(model.getSubmodule('lm_head')).toBeInstanceOf(HalfLinear);
+    expect(model.getSubmodule('model.embed_tokens')).toBeInstanceOf(HalfEmbedding);
+    const head = (model.getSubmodule('lm_head') as HalfLinear).weightAccess.getBaseWeight();
+    const widened = await loadMistral(directory, { torchDtype: 'float32' });
+    expect(maxAbsDifference(head, widened.getSubmodule('lm_head').parameter('weight').value)).toBe(0);
+    head.dispose();
+    widened.dispose();
+    model.dispose();
+  });
+
   it('bfloat16: the frozen base holds at most 2.05 bytes a parameter (tf.memory), float32 about 4', async () => {
     const directory = await halfCheckpoint('bfloat16', 'bf16-bytes');
     const half = await heldBytesPerParameter(() => loadMistral(directory));
@@ -235,6 +250,24 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     expect([...new Uint16Array((await file.readTensorBytes(`${key}.weight`)).slice().buffer)]).toEqual([...expected]);
     await file.close();
     mergedFloat.dispose();
+    merged.dispose();
+  });
+
+  it('bfloat16 base: LoRA on the half embedding gets gradients and merges into its words', async () => {
+    const directory = await halfCheckpoint('bfloat16', 'bf16-embedding');
+    manualSeed(8);
+    const model = await loadMistral(directory);
+    const lora = new LoraModel(model, createLoraConfig({ r: 4, loraAlpha: 8, targetModules: ['embed_tokens'], initLoraWeights: false }));
+    const trainable = lora.trainableParameters();
+    const { value, grads } = tf.variableGrads(() => model.forward({ inputIds, labels: inputIds }).loss!, trainable.map(([, parameter]) => parameter.value));
+    for (const [name, parameter] of trainable) expect([name, maxAbsDifference(grads[parameter.value.name]!, tf.zerosLike(grads[parameter.value.name]!)) > 0]).toEqual([name, true]);
+    const before = logitsOf(model);
+    const merged = await lora.mergeAndUnload();
+    expect(merged.getSubmodule('model.embed_tokens')).toBeInstanceOf(HalfEmbedding);
+    const after = logitsOf(merged);
+    // Only the bf16 rounding of the merged table separates them (about 1e-3 here).
+    expect(maxAbsDifference(after, before)).toBeLessThan(0.005);
+    tf.dispose([value, before, after, ...Object.values(grads)]);
     merged.dispose();
   });
 
