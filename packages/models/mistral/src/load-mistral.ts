@@ -6,6 +6,7 @@ import {
   Linear,
   StateDictError,
   isHalfDtype,
+  narrowToHalfBits,
   type HalfDtype,
   type LinearLike,
   type Module,
@@ -71,9 +72,9 @@ export async function readMistralConfig(directory: string): Promise<MistralConfi
  * Loads a transformers `MistralForCausalLM` checkpoint directory: config.json plus model.safetensors or a sharded
  * model.safetensors.index.json, in F32, F16 or BF16 (computed in float32; a half checkpoint's linear and embedding
  * weights stay half in memory, see `torchDtype`), or pre-quantized by bitsandbytes (see `loadQuantizedLinear`). The
- * model is built shape-only and every tensor is read, converted and placed one at a time. Missing, unexpected and mis-shaped tensors are all reported in
- * one StateDictError before anything is read. With tied embeddings a stored `lm_head.weight` is ignored, as
- * transformers' `tie_weights` overrides it.
+ * model is built shape-only and every tensor is read, converted and placed one at a time. Missing, unexpected and
+ * mis-shaped tensors are all reported in one StateDictError before anything is read. With tied embeddings a stored
+ * `lm_head.weight` is ignored, as transformers' `tie_weights` overrides it.
  */
 export async function loadMistral(directory: string, options: LoadMistralOptions = {}): Promise<MistralForCausalLM> {
   const fileConfig = await readMistralConfig(directory);
@@ -105,9 +106,15 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
       const tensor = tf.tensor(stored.data as Float32Array, [...stored.shape], 'float32');
       try {
         const replacement = options.createLinear && module instanceof Linear ? createLinear(options.createLinear, path, tensor) : undefined;
-        if (replacement) model.setSubmodule(path, replacement);
-        else if (halfWeight && module instanceof Linear) model.setSubmodule(path, HalfLinear.fromWeight(tensor, halfDtype));
-        else module.parameter(parameterName).set(tensor, name);
+        if (replacement) {
+          model.setSubmodule(path, replacement);
+        } else if (halfWeight && module instanceof Linear) {
+          // The float values came from half patterns, so narrowing them again is exact (and needs no read back).
+          const bits = narrowToHalfBits(stored.data as Float32Array, halfDtype);
+          model.setSubmodule(path, new HalfLinear({ dtype: halfDtype, rows: module.outFeatures, columns: module.inFeatures, bits }));
+        } else {
+          module.parameter(parameterName).set(tensor, name);
+        }
       } finally {
         tensor.dispose();
       }
