@@ -239,6 +239,7 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     const baseBits = (await base.storage.readMatrix()).bits;
     const mergedFloat = tf.tidy(() => tf.add(base.weightAccess.getBaseWeight(), layer.deltaWeight('default')));
     const expected = mergeIntoHalfBits(baseBits, mergedFloat.dataSync() as Float32Array, 'bfloat16');
+    await expect(saveMistral(model, join(scratch, 'bf16-unmerged'))).rejects.toThrow(`${key}: a 'lora_linear' module (merge and unload adapters before saving)`);
     const merged = await lora.mergeAndUnload();
     const mergedLayer = merged.getSubmodule(key);
     expect(mergedLayer).toBeInstanceOf(HalfLinear);

@@ -43,14 +43,16 @@ export async function saveMistral(model: MistralForCausalLM, directory: string, 
     }
     const parameterName = name.slice(cut + 1);
     let value: tf.Tensor;
-    const access = (module as Partial<{ weightAccess: WeightAccess }>).weightAccess;
-    if (access && parameterName === 'weight' && keepQuantized && storesCheckpointTensors(module)) {
+    // An adapter wrapper has another kind: it is refused below, not read through the weight access of its base.
+    const sameKind = module.kind === layout.getSubmodule(path).kind;
+    const access = sameKind && parameterName === 'weight' ? (module as Partial<{ weightAccess: WeightAccess }>).weightAccess : undefined;
+    if (access && keepQuantized && storesCheckpointTensors(module)) {
       for (const [suffix, tensor] of await module.checkpointTensors()) tensors.set(`${path}.${suffix}`, tensor);
       continue;
     }
-    if (access && parameterName === 'weight') {
+    if (access) {
       value = access.getBaseWeight();
-    } else if (module.kind === layout.getSubmodule(path).kind && module.hasParameter(parameterName)) {
+    } else if (sameKind && module.hasParameter(parameterName)) {
       value = module.parameter(parameterName).value.clone();
     } else {
       problems.push(`${path}: a '${module.kind}' module (merge and unload adapters before saving)`);
