@@ -78,12 +78,18 @@ export function mergeIntoHalfBits(base: Uint16Array, merged: Float32Array, dtype
 
 export const WIDEN_HALF_KERNEL = 'PeftWidenHalf';
 
-/** WGSL: half pattern `h` (low 16 bits) to f32, exactly; F16 subnormals scale an integer by 2^-24 (exact in f32). */
-const WIDEN_FUNCTIONS = `
+/**
+ * WGSL: the half pattern of output element `index` (row `index / columns`, taken from `Ids` when rows are gathered),
+ * and its exact f32 value; F16 subnormals scale an integer by 2^-24 (exact in f32).
+ */
+const widenFunctions = (gathered: boolean) => `
+  fn sourceRow(row : u32) -> u32 {
+    return ${gathered ? 'u32(Ids[row])' : 'row'};
+  }
   fn halfAt(index : u32) -> u32 {
     let row = index / u32(uniforms.columns);
     let column = index - row * u32(uniforms.columns);
-    let word = bitcast<u32>(Words[row * u32(uniforms.wordsPerRow) + (column >> 1u)]);
+    let word = bitcast<u32>(Words[sourceRow(row) * u32(uniforms.wordsPerRow) + (column >> 1u)]);
     return (word >> ((column & 1u) * 16u)) & 65535u;
   }
   fn widenBfloat16(h : u32) -> f32 {
@@ -115,9 +121,18 @@ function ensureWidenKernel(): void {
     backendName: 'webgpu',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { rows, columns, dtype } = attrs as unknown as { rows: number; columns: number; dtype: HalfDtype };
+      const gathered = inputs.ids !== undefined;
+      const names = gathered ? ['words', 'ids'] : ['words'];
       const widen = dtype === 'bfloat16' ? 'widenBfloat16' : 'widenFloat16';
-      const program = elementwiseProgram(`peftWidenHalf_${dtype}`, ['Words'], [rows, columns], 'columns : i32, wordsPerRow : i32,', WIDEN_FUNCTIONS, `${widen}(halfAt(index))`);
-      return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(program, namedInputs(inputs, ['words'], WIDEN_HALF_KERNEL), 'float32', [
+      const program = elementwiseProgram(
+        `peftWidenHalf_${dtype}_${gathered ? 'rows' : 'all'}`,
+        gathered ? ['Words', 'Ids'] : ['Words'],
+        [rows, columns],
+        'columns : i32, wordsPerRow : i32,',
+        widenFunctions(gathered),
+        `${widen}(halfAt(index))`,
+      );
+      return (backend as unknown as WebgpuBackendLike).runWebGPUProgram(program, namedInputs(inputs, names, WIDEN_HALF_KERNEL), 'float32', [
         { type: 'int32', data: [columns] },
         { type: 'int32', data: [halfWordsPerRow(columns)] },
       ]);
@@ -149,6 +164,19 @@ export function widenHalfWords(words: tf.Tensor, columns: number, dtype: HalfDty
     return tf.engine().runKernel(WIDEN_HALF_KERNEL, { words }, { rows, columns, dtype }) as tf.Tensor2D;
   }
   return widenHalfWordsByOps(words, columns, dtype);
+}
+
+/**
+ * The rows `ids` (int32 [count]) of stored words, widened: float32 [count, columns]. On webgpu the kernel reads the
+ * rows itself, since tfjs' WebGPU gather moves int32 values through float32 and would round words past 2^24;
+ * elsewhere an int32 gather is exact, and only the gathered words are widened.
+ */
+export function widenHalfRows(words: tf.Tensor, ids: tf.Tensor1D, columns: number, dtype: HalfDtype): tf.Tensor2D {
+  if (tf.getBackend() === 'webgpu') {
+    ensureWidenKernel();
+    return tf.engine().runKernel(WIDEN_HALF_KERNEL, { words, ids }, { rows: ids.shape[0], columns, dtype }) as tf.Tensor2D;
+  }
+  return tf.tidy(() => widenHalfWords(tf.gather(words, ids), columns, dtype));
 }
 
 /** The tf-op path of `widenHalfWords`: exact where int32 `floorDiv` is (cpu, tensorflow). */
@@ -195,7 +223,7 @@ export class HalfWeight {
 
   /** The float32 rows `ids` (int32 [count]) as [count, columns]: only those rows are widened. */
   widenRows(ids: tf.Tensor1D): tf.Tensor2D {
-    return tf.tidy(() => widenHalfWords(tf.gather(this.parameter().value, ids), this.columns, this.dtype));
+    return widenHalfRows(this.parameter().value, ids, this.columns, this.dtype);
   }
 
   /** The stored patterns, read back (asynchronously, so device backends can too). */
