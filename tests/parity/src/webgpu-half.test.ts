@@ -68,6 +68,14 @@ describe.skipIf(!webgpuAvailable)('half-precision layers on webgpu', () => {
     expect([...gpuRows.keys()].filter((index) => !nan(index) && gpuRows[index] !== cpuRows[index])).toEqual([]);
   });
 
+  it('a bf16 HalfLinear holds 2 bytes a parameter on the GPU', async () => {
+    await initBackend('webgpu');
+    const before = tf.memory().numBytes;
+    const layer = new HalfLinear({ dtype: 'bfloat16', rows: 96, columns: 200, bits: weightBits(96 * 200, 'bfloat16', 6) });
+    expect((tf.memory().numBytes - before) / (96 * 200)).toBe(2);
+    layer.dispose();
+  });
+
   it('quantized layers write their bitsandbytes tensors on webgpu as on cpu (asynchronous reads)', async () => {
     const random = new SeededRandom(5);
     const values = Float32Array.from({ length: 24 * 64 }, () => random.next() - 0.5);
