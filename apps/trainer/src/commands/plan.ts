@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { countParameters, isLinearLike, type Module } from '@peft-ts/core';
+import { Embedding, Linear, countParameters, isHalfDtype, isLinearLike, type Module } from '@peft-ts/core';
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraModel } from '@peft-ts/lora';
@@ -64,6 +64,7 @@ export async function planRun(options: {
   const counts = countParameters(model);
   const trainableParams = options.adapterConfig ? counts.trainable : counts.total;
   const quantized = options.quant ? quantizedLinearPaths(model) : new Set<string>();
+  const halfBase = isHalfDtype(config.torch_dtype);
   let torchNumel = 0;
   let weights = 0;
   const seen = new Set<unknown>();
@@ -80,7 +81,9 @@ export async function planRun(options: {
         weights += quantizedWeightBytes([...parameter.shape], { kind: 'int8' }).totalBytes;
       } else {
         torchNumel += parameter.size;
-        if (!parameter.requiresGrad || !options.adapterConfig) weights += parameter.byteLength;
+        // A half checkpoint's frozen linear and embedding weights stay half in memory (HalfLinear, HalfEmbedding).
+        const half = halfBase && name === 'weight' && (module instanceof Linear || module instanceof Embedding);
+        if (!parameter.requiresGrad || !options.adapterConfig) weights += half ? parameter.byteLength / 2 : parameter.byteLength;
       }
     }
   }
