@@ -23,7 +23,7 @@ export class HalfLinear extends Module implements LinearLike {
   readonly storage: HalfWeight;
   private readonly project: (input: tf.Tensor) => tf.Tensor;
 
-  /** Rounds a float32 [out, in] weight to `dtype` (to nearest even). */
+  /** Rounds a float32 [out, in] weight to `dtype` (to nearest even); reads it back synchronously (cpu, wasm). */
   static fromWeight(weight: tf.Tensor, dtype: HalfDtype, options: { readonly bias?: tf.Tensor | null } = {}): HalfLinear {
     if (weight.rank !== 2) throw new PeftError(`HalfLinear: the weight must be [out, in], got [${weight.shape}]`);
     const [rows, columns] = weight.shape as [number, number];
