@@ -43,7 +43,8 @@ describe.skipIf(!webgpuAvailable)('half-precision layers on webgpu', () => {
   it.each(DTYPES)('%s: HalfLinear output and input gradient, HalfEmbedding rows (gathered on the GPU), as on cpu', async (dtype) => {
     const run = async (backend: 'cpu' | 'webgpu') => {
       await initBackend(backend);
-      const layer = new HalfLinear({ dtype, rows: 70, columns: 45, bits: weightBits(70 * 45, dtype, 2) });
+      // Tiles of 22 rows (1,000 values), so the row-range widening runs on the GPU too.
+      const layer = new HalfLinear({ dtype, rows: 70, columns: 45, bits: weightBits(70 * 45, dtype, 2) }, { maxWidenedElements: 1000 });
       // Enough looked-up words (64 × 32) that tfjs runs a gather on the GPU rather than handing it to the CPU.
       const embedding = new HalfEmbedding({ dtype, rows: 300, columns: 64, bits: randomBits(300 * 64, 3) });
       const input = tf.randomUniform([2, 3, 45], -1, 1, 'float32', 4);

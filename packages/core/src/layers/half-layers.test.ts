@@ -102,6 +102,21 @@ describeWithBackends('half-precision layers', () => {
       layer.dispose();
     });
 
+    it(`a ${dtype} HalfLinear multiplied in row tiles gives the whole product and input gradient`, () => {
+      const bits = weightBits(7 * 10, dtype, 11);
+      const whole = new HalfLinear({ dtype, rows: 7, columns: 10, bits });
+      // 25 values a tile: rows 0–1, 2–3, 4–5 and 6.
+      const tiled = new HalfLinear({ dtype, rows: 7, columns: 10, bits }, { maxWidenedElements: 25 });
+      const input = tf.randomNormal([3, 2, 10], 0, 1, 'float32', 12);
+      const loss = (layer: HalfLinear) => (x: tf.Tensor) => tf.sum(tf.mul(layer.forward(x), tf.range(1, 8)));
+      expect([...tiled.forward(input).dataSync()]).toEqual([...whole.forward(input).dataSync()]);
+      const [tiledGradient, wholeGradient] = [tf.grad(loss(tiled))(input), tf.grad(loss(whole))(input)];
+      expect(tf.max(tf.abs(tf.sub(tiledGradient, wholeGradient))).dataSync()[0]).toBeLessThan(1e-5);
+      tf.dispose([input, tiledGradient, wholeGradient]);
+      whole.dispose();
+      tiled.dispose();
+    });
+
     it(`a ${dtype} HalfEmbedding looks up the widened rows`, () => {
       const [vocab, dim] = [11, 5];
       const bits = weightBits(vocab * dim, dtype, 5);

@@ -226,6 +226,11 @@ export class HalfWeight {
     return widenHalfRows(this.parameter().value, ids, this.columns, this.dtype);
   }
 
+  /** The float32 rows `start … start + count − 1`. */
+  widenRowRange(start: number, count: number): tf.Tensor2D {
+    return tf.tidy(() => this.widenRows(tf.range(start, start + count, 1, 'int32') as tf.Tensor1D));
+  }
+
   /** The stored patterns, read back (asynchronously, so device backends can too). */
   async readMatrix(): Promise<HalfMatrix> {
     const words = (await this.parameter().value.data()) as Int32Array;
