@@ -228,6 +228,26 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     widened.model.dispose();
   });
 
+  it('bfloat16 base: layer replication shares the half words and computes what the widened base computes', async () => {
+    const directory = await halfCheckpoint('bfloat16', 'bf16-replication');
+    const replicated = async (torchDtype: 'auto' | 'float32') => {
+      manualSeed(9);
+      const model = await loadMistral(directory, { torchDtype });
+      new LoraModel(model, createLoraConfig({ r: 4, loraAlpha: 8, targetModules: projections, layerReplication: [[0, 4], [2, 5]], initLoraWeights: false }));
+      return model;
+    };
+    const [half, widened] = [await replicated('auto'), await replicated('float32')];
+    expect(half.decoderLayers().length).toBe(7);
+    const copies = [2, 4].map((layer) => (half.getSubmodule(`${projectionPath(layer, 'up_proj')}`) as LoraLinear).baseLayer);
+    expect(copies[0]).toBeInstanceOf(HalfLinear);
+    expect(copies[0]!.parameter('weight')).toBe(copies[1]!.parameter('weight'));
+    const [a, b] = [logitsOf(half), logitsOf(widened)];
+    expect(maxAbsDifference(a, b)).toBeLessThan(1e-5);
+    tf.dispose([a, b]);
+    half.dispose();
+    widened.dispose();
+  });
+
   it('bfloat16 base: merging rounds as torch does (delta to bf16, then the sum) and saves BF16', async () => {
     const directory = await halfCheckpoint('bfloat16', 'bf16-merge');
     manualSeed(6);
