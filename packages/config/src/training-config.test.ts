@@ -22,6 +22,7 @@ describe('trainingConfig', () => {
       model: 'models/mistral',
       data: 'data/train.jsonl',
       outputDir: 'runs/first',
+      overwriteOutputDir: false,
       backend: 'auto',
       maxSeqLength: 512,
       packing: false,
@@ -39,6 +40,8 @@ describe('trainingConfig', () => {
       evalSteps: null,
       saveSteps: 500,
       saveTotalLimit: null,
+      divergenceFactor: 3,
+      zeroGradNormSteps: 3,
       seed: 42,
       gradientCheckpointing: false,
       lora: createLoraConfig(),
@@ -99,6 +102,10 @@ describe('trainingConfig', () => {
     [{ eval_steps: 0 }, 'eval_steps: expected a positive integer, got 0'],
     [{ seed: -1 }, 'seed: expected a non-negative integer, got -1'],
     [{ warmup_steps: 1.5 }, 'warmup_steps: expected a non-negative integer, got 1.5'],
+    [{ divergence_factor: 1 }, 'divergence_factor: expected 0 (off) or a number > 1, got 1'],
+    [{ divergence_factor: -2 }, 'divergence_factor: expected 0 (off) or a number > 1, got -2'],
+    [{ zero_grad_norm_steps: 2.5 }, 'zero_grad_norm_steps: expected a non-negative integer, got 2.5'],
+    [{ overwrite_output_dir: 'yes' }, 'overwrite_output_dir: expected true or false, got "yes"'],
     [
       { data: { train: 'a.jsonl', validation: 'b.jsonl' }, validation_split: 0.1 },
       'validation_split: cannot be used together with `data.validation`; use one or the other',
@@ -121,6 +128,15 @@ describe('trainingConfig', () => {
     expect(configErrorMessage(() => parseTrainingConfigJson('{"model": "m",\n "seed": 4 2}', { source: 'train.json' }))).toBe(
       "train.json: invalid JSON at line 2, column 12: expected ',' or '}' after a property value",
     );
+  });
+
+  it('reads the run-safety settings, 0 turning each divergence check off', () => {
+    expect(parse({ overwrite_output_dir: true, divergence_factor: 0, zero_grad_norm_steps: 0 })).toMatchObject({
+      overwriteOutputDir: true,
+      divergenceFactor: 0,
+      zeroGradNormSteps: 0,
+    });
+    expect(parse({ divergence_factor: 1.5 }).divergenceFactor).toBe(1.5);
   });
 
   it('accepts a validation split when there is no validation file', () => {

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { isTargetModule, type TargetSelection } from './adapter/target-matching.js';
+import { resolveAllLinear } from './adapter/inject-adapter.js';
+import { isTargetModule, layerIndexOf, matchFromStart, type TargetSelection } from './adapter/target-matching.js';
+import { Linear } from './layers/linear.js';
+import { Module } from './module.js';
 
 // PEFT 0.10 tests/test_tuners_utils.py REGEX_TEST_CASES: key, target_modules, layers_to_transform, layers_pattern, expected.
 const cases: [string, TargetSelection['targetModules'], number[] | null, string[] | string | null, boolean][] = [
@@ -50,5 +53,53 @@ describe('isTargetModule (PEFT 0.10 matching table)', () => {
   it('accepts a single int layer filter', () => {
     expect(isTargetModule('model.layers.3.q', { targetModules: ['q'], layersToTransform: 3 })).toBe(true);
     expect(isTargetModule('model.layers.3.q', { targetModules: ['q'], layersToTransform: 2 })).toBe(false);
+  });
+});
+
+describe('regexes anchored as Python anchors them', () => {
+  it('matchFromStart is re.match: a top-level | keeps every alternative anchored at the start', () => {
+    expect(matchFromStart('.*\\.q_proj|v_proj$', 'model.layers.0.q_proj')).not.toBeNull();
+    expect(matchFromStart('.*\\.q_proj|v_proj$', 'model.layers.0.xv_proj')).toBeNull();
+    expect(matchFromStart('.*\\.q_proj|v_proj$', 'model.layers.0.v_proj')).toBeNull();
+    expect(matchFromStart('.*\\.q_proj|v_proj$', 'v_proj')).not.toBeNull();
+  });
+
+  it('layers_pattern with a top-level |: an alternative matching mid-key is no match, one without the index group is an error', () => {
+    expect(layerIndexOf('model.h.1.attn.q_proj', 'layers|h')).toBeNull();
+    expect(isTargetModule('model.h.1.attn.q_proj', { targetModules: ['q_proj'], layersToTransform: [1], layersPattern: 'layers|h' })).toBe(false);
+    expect(() => layerIndexOf('model.layers.1.q_proj', 'layers|h')).toThrow(/layers_pattern 'layers\|h'.*without a layer index.*\(\?:layers\|h\)/);
+    expect(layerIndexOf('model.h.1.attn.q_proj', '(?:layers|h)')).toBe(1);
+  });
+
+  it('target_modules as a string is re.fullmatch', () => {
+    expect(isTargetModule('model.layers.0.xv_proj', { targetModules: '.*\\.q_proj|.*\\.v_proj' })).toBe(false);
+    expect(isTargetModule('model.layers.0.v_proj', { targetModules: '.*\\.q_proj|.*\\.v_proj' })).toBe(true);
+    expect(isTargetModule('model.layers.0.v_proj.extra', { targetModules: '.*\\.v_proj' })).toBe(false);
+  });
+});
+
+class Tree extends Module {
+  readonly kind = 'tree';
+  constructor(
+    children: Record<string, Module>,
+    readonly outputEmbeddingKey?: string,
+  ) {
+    super();
+    for (const [name, child] of Object.entries(children)) this.registerModule(name, child);
+  }
+  forward(): never {
+    throw new Error('not used');
+  }
+}
+
+describe('all-linear (PEFT 0.10 _maybe_include_all_linear_layers)', () => {
+  it('removes the output embedding\'s name from the names, so a layer named like the head is left out too', () => {
+    const model = new Tree({ block: new Tree({ lm_head: new Linear(2, 2, { meta: true }), proj: new Linear(2, 2, { meta: true }) }), lm_head: new Linear(2, 2, { meta: true }) }, 'lm_head');
+    expect(resolveAllLinear(model)).toEqual(['proj']);
+  });
+
+  it('removes the head\'s full path, which leaves a nested head\'s last name in (as PEFT does)', () => {
+    const model = new Tree({ block: new Tree({ out: new Linear(2, 2, { meta: true }) }), head: new Tree({ out: new Linear(2, 2, { meta: true }) }) }, 'head.out');
+    expect(resolveAllLinear(model)).toEqual(['out']);
   });
 });

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2d, Linear, Module, manualSeed, readTensorFile, type AdapterTargetModel } from '@peft-ts/core';
+import { Conv2d, Linear, Module, manualSeed, readTensorFile, withRowAdapters, type AdapterTargetModel } from '@peft-ts/core';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { createLoraConfig } from '@peft-ts/config';
 import { LoraLinear, LoraModel, adapterStateDict, loadLoraModel, saveAdapter } from '@peft-ts/lora';
@@ -88,7 +88,20 @@ describeWithBackends('DoRA', () => {
     expect(maxAbsDifference(grads[magnitude.name], tf.zerosLike(magnitude))).toBeGreaterThan(0);
   });
 
-  it('keeps a magnitude per adapter and switches between two DoRA adapters', () => {
+  it('refuses per-row adapter names when DoRA is enabled, as PEFT 0.10 does (also for a named, inactive DoRA adapter)', async () => {
+    const model = new Single(new Linear(6, 5));
+    const x = tf.ones([2, 6]);
+    const lora = new LoraModel(model, createLoraConfig({ targetModules: ['layer'], initLoraWeights: false }), { method: doraMethod });
+    lora.addAdapter('dora', createLoraConfig({ targetModules: ['layer'], useDora: true }));
+    model.eval();
+    const mixed = (names: string[]) => withRowAdapters(model, names, 2, () => model.forward(x));
+    expect(() => mixed(['default', '__base__'])).not.toThrow();
+    expect(() => mixed(['default', 'dora'])).toThrow("Cannot pass `adapterNames` when DoRA is enabled (adapter 'dora')");
+    await lora.setAdapter('dora');
+    expect(() => mixed(['default', '__base__'])).toThrow(/when DoRA is enabled/);
+  });
+
+  it('keeps a magnitude per adapter and switches between two DoRA adapters', async () => {
     manualSeed(7);
     const model = new Single(new Linear(6, 5));
     const x = tf.randomNormal([3, 6], 0, 1, 'float32', 10);
@@ -99,10 +112,10 @@ describeWithBackends('DoRA', () => {
     const first = model.forward(x);
     dora.addAdapter('second', config);
     expect(layer.parameterDict(MAGNITUDE_PARAMETER).keys()).toEqual(['default', 'second']);
-    dora.setAdapter('second');
+    await dora.setAdapter('second');
     const second = model.forward(x);
     expect(maxAbsDifference(second, first)).toBeGreaterThan(1e-3);
-    dora.setAdapter('default');
+    await dora.setAdapter('default');
     expect(maxAbsDifference(model.forward(x), first)).toBe(0);
     dora.deleteAdapter('second');
     expect(layer.parameterDict(MAGNITUDE_PARAMETER).keys()).toEqual(['default']);

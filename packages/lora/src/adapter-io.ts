@@ -1,8 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
 import { PeftError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
 import { parseLoraConfigJson, serializeLoraConfig, type LoraConfig } from '@peft-ts/config';
-import { adapterStateDict, loadAdapterStateDict } from './adapter-state-dict.js';
+import { adapterStateDict, describeAdapterLoad, loadAdapterStateDict, type AdapterLoadResult } from './adapter-state-dict.js';
 import { LoraModel, type LoraModelOptions } from './lora-model.js';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -56,11 +57,16 @@ export type LoadAdapterOptions = {
   adapterName?: string;
   /** False (the default) loads for inference: adapter parameters frozen, model in eval mode. */
   isTrainable?: boolean;
+  /** Unknown keys in adapter_config.json are an error (true) or a warning (false). */
   strict?: boolean;
+  /** Config warnings and the weights' missing or unexpected keys (default `console.warn`). */
   onWarning?: (message: string) => void;
 };
 
-/** Loads a PEFT adapter directory onto a base model (PEFT `PeftModel.from_pretrained`). */
+/**
+ * Loads a PEFT adapter directory onto a base model (PEFT `PeftModel.from_pretrained`). Weights load as PEFT loads
+ * them (not strict): keys the model lacks and adapter keys the file lacks are said through `onWarning`.
+ */
 export async function loadLoraModel<MODEL extends AdapterTargetModel>(
   model: MODEL,
   directory: string,
@@ -70,8 +76,8 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
   const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
   try {
-    const loraModel = new LoraModel(model, config, { adapterName, method: options.method });
-    loadAdapterStateDict(loraModel, tensors, { adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
+    const loraModel = new LoraModel(model, config, { adapterName, method: options.method, onWarning: options.onWarning });
+    loadWeights(loraModel, tensors, adapterName, directory, options);
     if (!options.isTrainable) model.eval();
     return loraModel;
   } finally {
@@ -79,14 +85,21 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
   }
 }
 
-/** Loads another adapter directory into an existing LoraModel under `adapterName` (PEFT `load_adapter`). */
-export async function loadAdapter(loraModel: LoraModel, directory: string, options: LoadAdapterOptions & { adapterName: string }): Promise<void> {
+/**
+ * Loads another adapter directory into an existing LoraModel under `adapterName` (PEFT `load_adapter`); returns the
+ * missing and unexpected keys, which are also said through `onWarning`.
+ */
+export async function loadAdapter(
+  loraModel: LoraModel,
+  directory: string,
+  options: LoadAdapterOptions & { adapterName: string },
+): Promise<AdapterLoadResult> {
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
   const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
   try {
     loraModel.addAdapter(options.adapterName, config);
     try {
-      loadAdapterStateDict(loraModel, tensors, { adapterName: options.adapterName, source: join(directory, ADAPTER_WEIGHTS_FILE) });
+      return loadWeights(loraModel, tensors, options.adapterName, directory, options);
     } catch (error) {
       loraModel.deleteAdapter(options.adapterName);
       throw error;
@@ -94,4 +107,18 @@ export async function loadAdapter(loraModel: LoraModel, directory: string, optio
   } finally {
     for (const tensor of tensors.values()) tensor.dispose();
   }
+}
+
+function loadWeights(
+  loraModel: LoraModel,
+  tensors: ReadonlyMap<string, tf.Tensor>,
+  adapterName: string,
+  directory: string,
+  options: LoadAdapterOptions,
+): AdapterLoadResult {
+  const source = join(directory, ADAPTER_WEIGHTS_FILE);
+  const result = loadAdapterStateDict(loraModel, tensors, { adapterName, source });
+  const warning = describeAdapterLoad(result, source, adapterName);
+  if (warning) (options.onWarning ?? console.warn)(warning);
+  return result;
 }

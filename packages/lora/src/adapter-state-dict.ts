@@ -79,28 +79,38 @@ export function adapterStateDict(loraModel: LoraModel, adapterName = loraModel.a
   return result;
 }
 
+/** What loading an adapter's tensors did not match, under PEFT's file keys. */
+export type AdapterLoadResult = {
+  /** This adapter's keys (LoRA/DoRA parameters, modules_to_save copies) absent from the file: they keep their init. */
+  readonly missingKeys: string[];
+  /** Keys in the file that name no parameter of the model: ignored. */
+  readonly unexpectedKeys: string[];
+};
+
 /**
- * Loads PEFT-keyed tensors into one adapter. Every adapter key must exist with the right shape;
- * all problems are listed together and nothing is written unless everything fits.
+ * Loads PEFT-keyed tensors into one adapter as PEFT's `set_peft_model_state_dict` does (`strict=False`): what
+ * matches is loaded, and missing and unexpected keys are returned, not raised. A tensor whose shape or dtype
+ * does not fit is an error (PyTorch raises on it even when not strict); all of them are listed together and
+ * nothing is written then.
  */
 export function loadAdapterStateDict(
   loraModel: LoraModel,
   tensors: ReadonlyMap<string, tf.Tensor>,
   options: { adapterName?: string; source?: string } = {},
-): void {
+): AdapterLoadResult {
   const adapterName = options.adapterName ?? loraModel.activeAdapter;
   const prefix = loraModel.method.parameterPrefix;
   const own = new Map(loraModel.model.namedParameters({ includeShared: true }));
   const expected = new Set(adapterStateDict(loraModel, adapterName).keys());
   const savedModuleKeys = loraModel.modulesToSaveWrappers().map(([key]) => key);
-  const unexpected: string[] = [];
+  const unexpectedKeys: string[] = [];
   const mismatched: string[] = [];
   const assignments: [string, tf.Tensor][] = [];
   for (const [key, tensor] of tensors) {
     const path = fromPeftKey(key, adapterName, prefix, savedModuleKeys);
     const parameter = own.get(path);
     if (!parameter) {
-      unexpected.push(key);
+      unexpectedKeys.push(key);
       continue;
     }
     expected.delete(key);
@@ -111,15 +121,25 @@ export function loadAdapterStateDict(
     assignments.push([path, tensor]);
   }
   const savedModulePrefixes = savedModuleKeys.map((module) => `${PEFT_KEY_PREFIX}${module}.`);
-  const missing = [...expected].filter((key) => key.includes(prefix) || savedModulePrefixes.some((module) => key.startsWith(module)));
-  const problems = [
-    mismatched.length ? `shape mismatch (does the config's r/rank_pattern fit the checkpoint?): ${mismatched.join('; ')}` : '',
-    unexpected.length ? `keys the model does not have: ${unexpected.join(', ')}` : '',
-    missing.length ? `adapter keys missing from the checkpoint: ${missing.join(', ')}` : '',
-  ].filter(Boolean);
-  if (problems.length) {
+  const missingKeys = [...expected].filter((key) => key.includes(prefix) || savedModulePrefixes.some((module) => key.startsWith(module)));
+  if (mismatched.length) {
     const where = options.source ? `${options.source}: ` : '';
-    throw new StateDictError(`${where}adapter '${adapterName}' does not fit the model: ${problems.join(' | ')}`, missing, unexpected, mismatched);
+    throw new StateDictError(
+      `${where}adapter '${adapterName}' does not fit the model: shape mismatch (does the config's r/rank_pattern fit the checkpoint?): ${mismatched.join('; ')}`,
+      missingKeys,
+      unexpectedKeys,
+      mismatched,
+    );
   }
   for (const [path, tensor] of assignments) own.get(path)!.set(tensor, path);
+  return { missingKeys, unexpectedKeys };
+}
+
+/** One line naming what a load left out, or undefined when everything matched. */
+export function describeAdapterLoad(result: AdapterLoadResult, source: string, adapterName: string): string | undefined {
+  const parts = [
+    result.missingKeys.length ? `missing (left at their initial values): ${result.missingKeys.join(', ')}` : '',
+    result.unexpectedKeys.length ? `unexpected (ignored): ${result.unexpectedKeys.join(', ')}` : '',
+  ].filter(Boolean);
+  return parts.length ? `${source}: adapter '${adapterName}' loaded with keys ${parts.join(' | ')}` : undefined;
 }

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readTensorFile } from '@peft-ts/core';
+import { readTensorFile, withRowAdapters } from '@peft-ts/core';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -43,6 +43,15 @@ describeWithBackends('conv LoRA parity with PEFT 0.10 (fixture conv/lora)', () =
     for (const [name, tensor] of merged.stateDict()) {
       expect([name, maxAbsDifference(tensor, expectedWeights.get(name)!) < 1e-6]).toEqual([name, true]);
     }
+  });
+
+  it('a mixed batch (adapterNames) gives PEFT\'s adapted output for one image and the base output for the other', async () => {
+    const model = (await loadBase()).eval();
+    await loadLoraModel(model, fixturePath('conv', 'lora', 'adapter'));
+    const base = (await readTensorFile(fixturePath('conv', 'base_outputs.safetensors'))).get('y')!;
+    const y = withRowAdapters(model, ['__base__', 'default'], 2, () => model.forward(x));
+    expect(maxAbsDifference(tf.slice(y, 0, 1), tf.slice(base, 0, 1))).toBeLessThan(1e-5);
+    expect(maxAbsDifference(tf.slice(y, 1, 1), tf.slice(outputs.get('y')!, 1, 1))).toBeLessThan(1e-4);
   });
 
   it('saves PEFT\'s keys, shapes and config, and reloads to the same output', async () => {

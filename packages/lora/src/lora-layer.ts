@@ -1,5 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Dropout, MergeError, Module, ModuleDict, ParameterDict, UnknownAdapterError, type WeightAccess } from '@peft-ts/core';
+import {
+  BASE_MODEL_ROW,
+  Dropout,
+  MergeError,
+  Module,
+  ModuleDict,
+  ParameterDict,
+  PeftError,
+  UnknownAdapterError,
+  currentRowAdapters,
+  type WeightAccess,
+} from '@peft-ts/core';
+import type { LoftqSettings } from './loftq.js';
 
 export type InitLoraWeights = boolean | 'gaussian' | 'loftq';
 
@@ -11,6 +23,8 @@ export type LoraAdapterSettings = {
   readonly initLoraWeights: InitLoraWeights;
   readonly useRslora: boolean;
   readonly useDora: boolean;
+  /** Set with `initLoraWeights: 'loftq'` when the method has a quantizer. */
+  readonly loftq?: LoftqSettings;
 };
 
 /** `alpha / r`, or rsLoRA's `alpha / √r`. */
@@ -139,11 +153,17 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
   }
 
   forward(input: tf.Tensor): tf.Tensor {
+    const routing = currentRowAdapters();
+    if (routing) {
+      routing.recognize(this.adapterNames);
+      this.checkRowAdapters(input, routing.names);
+    }
     if (this.disabled) {
       // LoraModel.setAdaptersDisabled unmerges first, as PEFT does here.
       if (this.isMerged) throw mergedError('cannot run with adapters disabled', this.merged);
       return this.baseLayer.forward(input);
     }
+    if (routing) return this.mixedBatchForward(input, routing.names);
     if (this.isMerged) return this.baseLayer.forward(input);
     return tf.tidy(() => {
       const baseOutput = this.baseLayer.forward(input);
@@ -155,6 +175,52 @@ export abstract class LoraLayer<BASE extends BaseWithWeightAccess = BaseWithWeig
         result = addKeepingNothing(result, contribution);
       }
       return result;
+    });
+  }
+
+  /** PEFT's `_check_forward_args`; DoRA is refused for a named adapter too (PEFT checks only the active ones). */
+  private checkRowAdapters(input: tf.Tensor, names: readonly string[]): void {
+    if (input.shape[0] !== names.length) {
+      throw new PeftError(
+        `Length of \`adapterNames\` should be the same as the number of inputs, but got ${names.length} and ${input.shape[0]} respectively`,
+      );
+    }
+    if (this.isMerged) {
+      throw new MergeError('Cannot pass `adapterNames` when there are merged adapters, please call `unmergeAdapter()` first');
+    }
+    const withVariant = [...this.active, ...names].find((name) => this.variants.has(name));
+    if (withVariant !== undefined) {
+      throw new PeftError(`Cannot pass \`adapterNames\` when DoRA is enabled (adapter '${withVariant}')`);
+    }
+  }
+
+  /**
+   * PEFT's `_mixed_batch_forward`: the base output for every row, plus, for the rows naming an adapter this layer
+   * holds, that adapter's contribution computed on those rows alone. Other rows (`__base__`, or an adapter that
+   * does not target this layer) keep the base output.
+   */
+  private mixedBatchForward(input: tf.Tensor, names: readonly string[]): tf.Tensor {
+    return tf.tidy(() => {
+      const baseOutput = this.baseLayer.forward(input);
+      const rowsByAdapter = new Map<string, number[]>();
+      names.forEach((name, row) => {
+        if (name === BASE_MODEL_ROW || !this.settings.has(name)) return;
+        rowsByAdapter.set(name, [...(rowsByAdapter.get(name) ?? []), row]);
+      });
+      if (rowsByAdapter.size === 0) return baseOutput;
+      // Contributions grouped by adapter, then put back in row order (zeros for rows without an adapter here).
+      const order: number[] = [];
+      const parts: tf.Tensor[] = [];
+      for (const [name, rows] of rowsByAdapter) {
+        parts.push(this.loraOutput(name, tf.gather(input, rows)));
+        order.push(...rows);
+      }
+      const untouched = names.map((_, row) => row).filter((row) => !order.includes(row));
+      if (untouched.length) parts.push(tf.zeros([untouched.length, ...baseOutput.shape.slice(1)]));
+      order.push(...untouched);
+      const positionOfRow = new Array<number>(order.length);
+      order.forEach((row, position) => (positionOfRow[row] = position));
+      return tf.add(baseOutput, tf.gather(tf.concat(parts, 0), positionOfRow));
     });
   }
 

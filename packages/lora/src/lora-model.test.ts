@@ -5,6 +5,7 @@ import { createLoraConfig } from '@peft-ts/config';
 import { expect, it } from 'vitest';
 import { LoraLinear } from './lora-linear.js';
 import { LoraModel } from './lora-model.js';
+import { resolvePatternKey } from './resolve-layer-settings.js';
 import { Mlp, createConvModel, mlpInput } from './testing/test-models.js';
 
 const output = (model: { forward(x: tf.Tensor): tf.Tensor }, input: tf.Tensor) => tf.tidy(() => model.forward(input));
@@ -36,6 +37,15 @@ describeWithBackends('LoraModel', () => {
     );
     expect((patterned.getSubmodule('lin0') as LoraLinear).scaling('default')).toBe(11 / 5);
     expect((patterned.getSubmodule('lin1') as LoraLinear).scaling('default')).toBe(17 / 3);
+  });
+
+  it('matches rank_pattern keys as PEFT 0.10\'s re.match(".*\\.<key>$"): a top-level | does not reach mid-key', () => {
+    const patterns = { rankPattern: { 'q_proj|v_proj': 2 }, alphaPattern: {} };
+    expect(resolvePatternKey('model.layers.0.self_attn.q_proj', patterns)).toBe('q_proj|v_proj');
+    expect(resolvePatternKey('model.layers.0.self_attn.xv_proj', patterns)).toBe('model.layers.0.self_attn.xv_proj');
+    // Python anchors `v_proj$` at the start of the key too, so only a key that is exactly `v_proj` takes it.
+    expect(resolvePatternKey('model.layers.0.self_attn.v_proj', patterns)).toBe('model.layers.0.self_attn.v_proj');
+    expect(resolvePatternKey('model.layers.0.self_attn.v_proj', { rankPattern: { '(q_proj|v_proj)': 2 }, alphaPattern: {} })).toBe('(q_proj|v_proj)');
   });
 
   it('disables, merges, unmerges and merge-and-unloads with equal outputs', async () => {
@@ -72,47 +82,104 @@ describeWithBackends('LoraModel', () => {
     expect(model.getSubmodule('lin0')).toBe(layer);
   });
 
-  it('refuses to switch, add or delete adapters while merged (unmerging is async), and disabling unmerges', async () => {
+  it('on a merged model: setAdapter warns and unmerges, addAdapter keeps the merge, a merged adapter cannot be deleted (PEFT 0.10)', async () => {
+    manualSeed(4);
     const model = new Mlp();
-    const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false }));
-    lora.addAdapter('other', createLoraConfig({ targetModules: ['lin0'] }));
+    const input = mlpInput();
+    const warnings: string[] = [];
+    const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false }), { onWarning: (message) => warnings.push(message) });
+    const adapted = output(model, input);
+    lora.addAdapter('other', createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false }));
     await lora.mergeAdapter();
-    expect(() => lora.setAdapter('other')).toThrow(/cannot switch to adapter 'other': default merged into the base weights; await unmergeAdapter\(\) first/);
-    expect(() => lora.addAdapter('third', createLoraConfig({ targetModules: ['lin0'] }))).toThrow(MergeError);
-    expect(() => lora.deleteAdapter('default')).toThrow(MergeError);
-    lora.deleteAdapter('other');
     const layer = model.getSubmodule('lin0') as LoraLinear;
+    lora.addAdapter('third', createLoraConfig({ targetModules: ['lin0', 'lin1'] }));
+    expect(layer.mergedAdapters).toEqual(['default']);
+    expect(maxAbsDifference(output(model, input), adapted)).toBeLessThan(1e-4);
+    expect(() => lora.deleteAdapter('default')).toThrow(/cannot delete adapter 'default': it is merged/);
+    lora.deleteAdapter('third');
+    await lora.setAdapter('other');
+    expect(warnings).toEqual(['Adapter cannot be set when the model is merged. Unmerging the model first.']);
+    expect(layer.isMerged).toBe(false);
+    expect(layer.activeAdapters).toEqual(['other']);
+    await lora.setAdapter('default');
+    expect(maxAbsDifference(output(model, input), adapted)).toBeLessThan(1e-4);
     layer.setAdaptersDisabled(true);
-    expect(() => layer.forward(mlpInput())).toThrow(/cannot run with adapters disabled: default merged/);
+    await lora.mergeAdapter();
+    expect(() => layer.forward(input)).toThrow(/cannot run with adapters disabled: default merged/);
     await lora.setAdaptersDisabled(true);
     expect(layer.isMerged).toBe(false);
     await lora.setAdaptersDisabled(false);
     lora.deleteAdapter('default');
   });
 
-  it('holds several adapters: add (inactive), switch, delete', () => {
-    manualSeed(2);
+  it('unload() after a merge returns the base model with the merged weights, as PEFT does', async () => {
+    manualSeed(5);
     const model = new Mlp();
     const input = mlpInput();
-    const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false }));
-    const first = output(model, input);
-    lora.addAdapter('other', createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false, r: 2 }));
-    expect(lora.activeAdapter).toBe('default');
-    expect(maxAbsDifference(output(model, input), first)).toBe(0);
-    expect(lora.trainableParameters().every(([name]) => name.includes('.default.'))).toBe(true);
-    lora.setAdapter('other');
-    const second = output(model, input);
-    expect(maxAbsDifference(second, first)).toBeGreaterThan(1e-3);
-    expect(lora.trainableParameters().map(([name]) => name)).toEqual(['lin0.lora_A.other.weight', 'lin0.lora_B.other.weight']);
-    lora.deleteAdapter('other');
-    expect(lora.adapterNames).toEqual(['default']);
-    expect(lora.activeAdapter).toBe('default');
-    expect(maxAbsDifference(output(model, input), first)).toBe(0);
-    expect(() => lora.setAdapter('missing')).toThrow(UnknownAdapterError);
-    expect(() => lora.deleteAdapter('missing')).toThrow('Adapter missing does not exist');
-    lora.deleteAdapter('default');
-    expect((model.getSubmodule('lin0') as LoraLinear).activeAdapters).toEqual([]);
-    expect(output(model, input).shape).toEqual([9, 2]);
+    const base = output(model, input);
+    const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0', 'lin1'], initLoraWeights: false }));
+    const adapted = output(model, input);
+    await lora.mergeAdapter();
+    const unloaded = await lora.unload();
+    expect(unloaded.getSubmodule('lin0').kind).toBe('linear');
+    expect(maxAbsDifference(output(unloaded, input), adapted)).toBeLessThan(1e-4);
+    expect(maxAbsDifference(output(unloaded, input), base)).toBeGreaterThan(1e-3);
+    const plain = new Mlp();
+    const unmerged = new LoraModel(plain, createLoraConfig({ targetModules: ['lin0'], initLoraWeights: false }));
+    const plainBase = await unmerged.withAdaptersDisabled(() => output(plain, input));
+    expect(maxAbsDifference(output(await unmerged.unload(), input), plainBase)).toBe(0);
+  });
+
+  it('treats layer_replication: [] as no replication, as PEFT does', () => {
+    const model = new Mlp();
+    expect(() => new LoraModel(model, createLoraConfig({ targetModules: ['lin0'], layerReplication: [] }))).not.toThrow();
+    expect(model.getSubmodule('lin0')).toBeInstanceOf(LoraLinear);
+  });
+
+  it('sums several active adapters, trains each of them, and merges each', async () => {
+    manualSeed(6);
+    const model = new Mlp();
+    const input = mlpInput();
+    const base = output(model, input);
+    const lora = new LoraModel(model, createLoraConfig({ targetModules: ['lin0', 'lin1'], initLoraWeights: false }));
+    lora.addAdapter('other', createLoraConfig({ targetModules: ['lin1'], initLoraWeights: false, r: 2 }));
+    const defaultOnly = output(model, input);
+    await lora.setAdapter(['default', 'other']);
+    expect(lora.activeAdapters).toEqual(['default', 'other']);
+    expect(() => lora.activeAdapter).toThrow(/several adapters are active \(default, other\)/);
+    const layer = model.getSubmodule('lin1') as LoraLinear;
+    // lin0 holds only 'default'; lin1 adds both contributions to its base output.
+    const hidden = tf.tidy(() => tf.relu((model.getSubmodule('lin0') as LoraLinear).forward(input)));
+    const expected = tf.tidy(() =>
+      tf.add(tf.add(layer.baseLayer.forward(hidden), layer.loraOutput('default', hidden)), layer.loraOutput('other', hidden)),
+    );
+    const both = output(model, input);
+    expect(maxAbsDifference(both, expected)).toBeLessThan(1e-5);
+    expect(maxAbsDifference(both, defaultOnly)).toBeGreaterThan(1e-3);
+    expect(maxAbsDifference(both, base)).toBeGreaterThan(1e-3);
+    expect(lora.trainableParameters().map(([name]) => name)).toEqual([
+      'lin0.lora_A.default.weight',
+      'lin0.lora_B.default.weight',
+      'lin1.lora_A.default.weight',
+      'lin1.lora_A.other.weight',
+      'lin1.lora_B.default.weight',
+      'lin1.lora_B.other.weight',
+    ]);
+    await lora.mergeAdapter();
+    expect(layer.mergedAdapters).toEqual(['default', 'other']);
+    expect(maxAbsDifference(output(model, input), both)).toBeLessThan(1e-4);
+    await lora.unmergeAdapter();
+    const merged = await lora.mergeAndUnload();
+    expect(maxAbsDifference(output(merged, input), both)).toBeLessThan(1e-4);
+  });
+
+  it('refuses several active adapters with modules_to_save, an empty list and unknown names', async () => {
+    const lora = new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0'], modulesToSave: ['lin1'] }));
+    lora.addAdapter('other', createLoraConfig({ targetModules: ['lin0'], modulesToSave: ['lin1'] }));
+    await expect(lora.setAdapter(['default', 'other'])).rejects.toThrow('Only one adapter can be set at a time for modules_to_save');
+    await expect(lora.setAdapter([])).rejects.toThrow(/at least one adapter name/);
+    await expect(lora.setAdapter(['default', 'missing'])).rejects.toThrow(UnknownAdapterError);
+    expect(lora.activeAdapters).toEqual(['default']);
   });
 
   it('refuses a second adapter that trains biases, leaving the model unchanged', () => {
@@ -153,6 +220,38 @@ describeWithBackends('LoraModel', () => {
 });
 
 describeWithBackends('adapter loading errors', () => {
+  it('loads what matches and reports missing and unexpected keys, as PEFT loads (strict=False)', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readTensorFile, writeTensorFile } = await import('@peft-ts/core');
+    const { saveAdapter, loadLoraModel, loadAdapter } = await import('./adapter-io.js');
+    const directory = await mkdtemp(join(tmpdir(), 'peft-ts-keys-'));
+    try {
+      manualSeed(9);
+      const saved = new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0', 'lin1'], initLoraWeights: false }));
+      await saveAdapter(saved, directory);
+      const file = join(directory, 'adapter_model.safetensors');
+      const tensors = await readTensorFile(file);
+      const loraA = tensors.get('base_model.model.lin0.lora_A.weight')!;
+      tensors.delete('base_model.model.lin1.lora_B.weight');
+      tensors.set('base_model.model.lin9.lora_A.weight', tf.zeros([8, 10]));
+      await writeTensorFile(file, tensors, { format: 'pt' });
+      const warnings: string[] = [];
+      const loaded = await loadLoraModel(new Mlp(), directory, { onWarning: (message) => warnings.push(message) });
+      expect(warnings).toEqual([
+        `${file}: adapter 'default' loaded with keys missing (left at their initial values): base_model.model.lin1.lora_B.weight | ` +
+          'unexpected (ignored): base_model.model.lin9.lora_A.weight',
+      ]);
+      expect(maxAbsDifference((loaded.model.getSubmodule('lin0') as LoraLinear).loraA('default').weight.value, loraA)).toBe(0);
+      const result = await loadAdapter(loaded, directory, { adapterName: 'second', onWarning: () => {} });
+      expect(result).toEqual({ missingKeys: ['base_model.model.lin1.lora_B.weight'], unexpectedKeys: ['base_model.model.lin9.lora_A.weight'] });
+      expect(loaded.adapterNames).toEqual(['default', 'second']);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('names every key whose shape does not fit the config (r in the config vs the checkpoint)', async () => {
     const { mkdtemp, rm, writeFile, readFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');

@@ -17,6 +17,7 @@ import { appliedReplication, replicateLayers, unshareLayerParameters } from '@pe
 import { LoraLayer } from './lora-layer.js';
 import { loraMethod } from './lora-method.js';
 import { ModulesToSaveWrapper } from './modules-to-save-wrapper.js';
+import { addWeightedAdapter, type CombinationType, type WeightedAdapterOptions } from './weighted-adapter.js';
 
 /** The prefix PEFT puts before every module path in adapter files (`PeftModel.base_model.model`). */
 export const PEFT_KEY_PREFIX = 'base_model.model.';
@@ -25,6 +26,8 @@ export type LoraModelOptions = {
   adapterName?: string;
   /** The method to inject with; `doraMethod` from @peft-ts/dora adds DoRA support. */
   method?: AdapterMethod<LoraConfig>;
+  /** Where PEFT's warnings go (default `console.warn`): e.g. switching adapters on a merged model unmerges it. */
+  onWarning?: (message: string) => void;
 };
 
 /**
@@ -35,25 +38,36 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
   readonly model: MODEL;
   readonly method: AdapterMethod<LoraConfig>;
   private readonly configs = new Map<string, LoraConfig>();
-  private activeName: string;
+  private readonly warn: (message: string) => void;
+  private activeNames: string[] = [];
 
   constructor(model: MODEL, config: LoraConfig, options: LoraModelOptions = {}) {
     this.model = model;
     this.method = options.method ?? loraMethod;
-    this.activeName = options.adapterName ?? 'default';
-    this.inject(this.activeName, config);
-    this.setAdapter(this.activeName);
+    this.warn = options.onWarning ?? console.warn;
+    const adapterName = options.adapterName ?? 'default';
+    this.inject(adapterName, config);
+    this.activate([adapterName]);
   }
 
+  /** The active adapter; an error while several are active (see `activeAdapters`). '' once every adapter is deleted. */
   get activeAdapter(): string {
-    return this.activeName;
+    if (this.activeNames.length > 1) {
+      throw new PeftError(`several adapters are active (${this.activeNames.join(', ')}); read activeAdapters or name one`);
+    }
+    return this.activeNames[0] ?? '';
+  }
+
+  /** The adapters whose contributions are summed in the forward pass (PEFT `active_adapters`). */
+  get activeAdapters(): readonly string[] {
+    return this.activeNames;
   }
 
   get adapterNames(): string[] {
     return [...this.configs.keys()];
   }
 
-  config(adapterName = this.activeName): LoraConfig {
+  config(adapterName = this.activeAdapter): LoraConfig {
     const config = this.configs.get(adapterName);
     if (!config) throw this.unknownAdapter(adapterName);
     return config;
@@ -71,34 +85,69 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
       .filter((entry): entry is [string, ModulesToSaveWrapper] => entry[1] instanceof ModulesToSaveWrapper);
   }
 
-  /** Injects another adapter, inactive (PEFT `add_adapter`); the active one stays active. */
+  /**
+   * Injects another adapter, inactive (PEFT `add_adapter`); the active ones stay active. On a merged model the
+   * merged layers stay merged, as in PEFT.
+   */
   addAdapter(adapterName: string, config: LoraConfig): void {
     if (this.configs.has(adapterName)) throw new PeftError(`adapter '${adapterName}' already exists`);
-    this.refuseWhileMerged(`cannot add adapter '${adapterName}'`);
     this.inject(adapterName, config);
-    this.setAdapter(this.activeName);
+    this.activate(this.activeNames);
   }
 
-  /** Activates one adapter and makes only its parameters trainable. */
-  setAdapter(adapterName: string): void {
-    if (!this.configs.has(adapterName)) throw this.unknownAdapter(adapterName);
-    this.refuseWhileMerged(`cannot switch to adapter '${adapterName}'`);
-    for (const [, layer] of this.loraLayers()) layer.setActiveAdapters([adapterName]);
-    for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.activeAdapter = wrapper.copyFor(adapterName) ? adapterName : null;
-    this.activeName = adapterName;
-    this.markTrainable();
+  /** A new adapter combining others (PEFT `add_weighted_adapter`); see `addWeightedAdapter`. */
+  addWeightedAdapter(
+    adapters: readonly string[],
+    weights: readonly number[],
+    adapterName: string,
+    combinationType?: CombinationType,
+    options?: WeightedAdapterOptions,
+  ): Promise<void> {
+    return addWeightedAdapter(this, adapters, weights, adapterName, combinationType, options);
   }
 
+  /**
+   * Activates one adapter or several (PEFT `set_adapter`): the outputs of several are summed, and each one's
+   * parameters train unless it was loaded for inference. A merged model is unmerged first, with PEFT's warning.
+   * With modules_to_save, only one adapter can be active, as in PEFT.
+   */
+  async setAdapter(adapterNames: string | readonly string[]): Promise<void> {
+    const names = [...new Set(typeof adapterNames === 'string' ? [adapterNames] : adapterNames)];
+    if (names.length === 0) throw new PeftError('setAdapter: expected at least one adapter name');
+    for (const name of names) if (!this.configs.has(name)) throw this.unknownAdapter(name);
+    if (names.length > 1 && this.modulesToSaveWrappers().length > 0) {
+      throw new PeftError(`Only one adapter can be set at a time for modules_to_save (got ${names.join(', ')})`);
+    }
+    if (this.loraLayers().some(([, layer]) => layer.isMerged)) {
+      this.warn('Adapter cannot be set when the model is merged. Unmerging the model first.');
+      await this.unmergeAdapter();
+    }
+    this.activate(names);
+  }
+
+  /**
+   * Removes an adapter (PEFT `delete_adapter`). If it was active, the other active ones stay, else the
+   * alphabetically first remaining adapter becomes active. Deleting a merged adapter is refused: PEFT would
+   * leave its ΔW in the base weights and fail to unmerge afterwards.
+   */
   deleteAdapter(adapterName: string): void {
     if (!this.configs.has(adapterName)) throw this.unknownAdapter(adapterName);
-    this.refuseWhileMerged(`cannot delete adapter '${adapterName}'`, adapterName);
+    const merged = new Set(this.loraLayers().flatMap(([, layer]) => layer.mergedAdapters));
+    if (merged.has(adapterName)) {
+      throw new MergeError(`cannot delete adapter '${adapterName}': it is merged into the base weights; await unmergeAdapter() first`);
+    }
     for (const [, layer] of this.loraLayers()) {
       if (layer.adapterNames.includes(adapterName)) layer.deleteAdapter(adapterName);
     }
     for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.deleteAdapter(adapterName);
     this.configs.delete(adapterName);
-    if (this.activeName === adapterName) this.activeName = this.adapterNames.sort()[0] ?? '';
-    this.markTrainable();
+    let remaining = this.activeNames.filter((name) => name !== adapterName);
+    const next = this.adapterNames.sort()[0];
+    if (remaining.length === 0 && this.activeNames.includes(adapterName) && next !== undefined) {
+      this.warn(`Adapter ${adapterName} was active which is now deleted. Setting active adapter to ${next}.`);
+      remaining = [next];
+    }
+    this.activate(remaining);
   }
 
   /** Runs `body` with every adapter off (PEFT `disable_adapter()`); merged layers are unmerged for good. */
@@ -118,14 +167,14 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     for (const [, wrapper] of this.modulesToSaveWrappers()) wrapper.adaptersDisabled = disabled;
   }
 
-  /** Merges adapters into the base weights in place (PEFT `merge_adapter`). */
+  /** Merges adapters (default: the active ones, each of them) into the base weights in place (PEFT `merge_adapter`). */
   async mergeAdapter(options: { adapterNames?: readonly string[]; safeMerge?: boolean } = {}): Promise<void> {
     if (this.isReplicated()) {
       throw new MergeError(
         'cannot merge in place: replicated layers share base weights (layer_replication); use mergeAndUnload(), which gives each layer its own merged copy',
       );
     }
-    for (const [, layer] of this.loraLayers()) await layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
+    for (const [, layer] of this.loraLayers()) await layer.merge({ adapterNames: options.adapterNames ?? this.activeNames, safeMerge: options.safeMerge });
   }
 
   async unmergeAdapter(): Promise<void> {
@@ -141,7 +190,7 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     const mergedSoFar: LoraLayer[] = [];
     try {
       for (const [, layer] of layers) {
-        await layer.merge({ adapterNames: options.adapterNames ?? [this.activeName], safeMerge: options.safeMerge });
+        await layer.merge({ adapterNames: options.adapterNames ?? this.activeNames, safeMerge: options.safeMerge });
         mergedSoFar.push(layer);
       }
     } catch (error) {
@@ -151,11 +200,12 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     return this.unwrap(layers);
   }
 
-  /** Removes every LoRA layer without merging; returns the original model. */
+  /**
+   * Removes every LoRA layer without merging and returns the base model (PEFT `unload`). As in PEFT, layers merged
+   * before keep their merged weights: `unmergeAdapter()` first to get the original weights back.
+   */
   async unload(): Promise<MODEL> {
-    const layers = this.loraLayers();
-    for (const [, layer] of layers) await layer.unmerge();
-    return this.unwrap(layers);
+    return this.unwrap(this.loraLayers());
   }
 
   /** Trainable parameters by dotted path (shared tensors once). */
@@ -173,7 +223,8 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
         `bias: only one adapter may train biases; set bias to 'none' for every adapter when using several (adapter '${adapterName}' has '${config.bias}')`,
       );
     }
-    if (config.layerReplication) {
+    // An empty list replicates nothing, as in PEFT (where it is falsy).
+    if (config.layerReplication?.length) {
       if (!isDecoderModel(this.model)) {
         throw new PeftError('layer_replication: the model does not expose its decoder layers (DecoderModel)');
       }
@@ -203,18 +254,34 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     return wrapped;
   }
 
-  /** PEFT `_mark_only_adapters_as_trainable` + the active adapter's parameters. */
+  /** Makes these adapters the active ones on every layer and wrapper, then marks what trains. */
+  private activate(adapterNames: readonly string[]): void {
+    for (const [, layer] of this.loraLayers()) layer.setActiveAdapters(adapterNames);
+    // Several active adapters come with no modules_to_save (setAdapter refuses that), so one name decides here.
+    const [single] = adapterNames;
+    for (const [, wrapper] of this.modulesToSaveWrappers()) {
+      wrapper.activeAdapter = single !== undefined && wrapper.copyFor(single) ? single : null;
+    }
+    this.activeNames = [...adapterNames];
+    this.markTrainable();
+  }
+
+  /** PEFT `_mark_only_adapters_as_trainable` + the parameters of every active adapter not loaded for inference. */
   protected markTrainable(): void {
-    const config = this.configs.get(this.activeName);
-    const trainsAdapters = config !== undefined && !config.inferenceMode;
+    const training = this.activeNames.filter((name) => this.configs.get(name)?.inferenceMode === false);
     for (const [name, parameter] of this.model.namedParameters({ includeShared: true })) {
       const parts = name.split('.');
       const adapterPart = parts.findIndex((part) => part.startsWith(this.method.parameterPrefix));
       const copyPart = parts.indexOf('modules_to_save');
       const segment = adapterPart >= 0 ? adapterPart : copyPart;
-      parameter.requiresGrad = segment >= 0 && trainsAdapters && parts[segment + 1] === this.activeName;
+      parameter.requiresGrad = segment >= 0 && training.includes(parts[segment + 1]);
     }
-    if (!config || config.inferenceMode || config.bias === 'none') return;
+    // Only one adapter may train biases (inject refuses a second), so at most one of these acts.
+    for (const adapterName of training) this.markBiasesTrainable(this.configs.get(adapterName)!);
+  }
+
+  private markBiasesTrainable(config: LoraConfig): void {
+    if (config.bias === 'none') return;
     if (config.bias === 'all') {
       for (const [name, parameter] of this.model.namedParameters({ includeShared: true })) {
         if (name.includes('bias')) parameter.requiresGrad = true;
@@ -223,17 +290,6 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
       for (const [, layer] of this.loraLayers()) {
         if (layer.baseLayer.hasParameter('bias')) layer.baseLayer.parameter('bias').requiresGrad = true;
       }
-    }
-  }
-
-  /**
-   * PEFT unmerges before switching, adding or deleting adapters; unmerging awaits the bases' setBaseWeight here, so
-   * these synchronous methods refuse a merged model (or, given `adapterName`, one with that adapter merged) instead.
-   */
-  private refuseWhileMerged(action: string, adapterName?: string): void {
-    const merged = new Set(this.loraLayers().flatMap(([, layer]) => layer.mergedAdapters));
-    if (adapterName === undefined ? merged.size > 0 : merged.has(adapterName)) {
-      throw new MergeError(`${action}: ${[...merged].join(', ')} merged into the base weights; await unmergeAdapter() first`);
     }
   }
 

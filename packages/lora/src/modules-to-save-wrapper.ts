@@ -1,4 +1,4 @@
-import { Module, ModuleDict, copyModule } from '@peft-ts/core';
+import { Module, ModuleDict, PeftError, copyModule, currentRowAdapters } from '@peft-ts/core';
 
 /**
  * PEFT's ModulesToSaveWrapper: the original module (frozen) plus one trainable full copy per
@@ -48,6 +48,15 @@ export class ModulesToSaveWrapper extends Module {
   }
 
   forward(...inputs: unknown[]): unknown {
-    return (this.activeModule.forward as (...values: unknown[]) => unknown)(...inputs);
+    const module = this.activeModule;
+    const routing = currentRowAdapters();
+    // PEFT 0.10 runs every row of a mixed batch through the active copy; refused when a row asks for another one.
+    const wanted = this.adaptersDisabled ? [] : (routing?.names ?? []).map((name) => this.copies.get(name) ?? this.originalModule);
+    if (wanted.some((other) => other !== module)) {
+      throw new PeftError(
+        'adapterNames: a mixed batch cannot pick modules_to_save copies per row (every row would run through the active adapter\'s copy); run the rows separately',
+      );
+    }
+    return (module.forward as (...values: unknown[]) => unknown)(...inputs);
   }
 }

@@ -74,6 +74,27 @@ describe('prepareModelForKbitTraining', () => {
     model.dispose();
   });
 
+  it('accepts PEFT\'s gradient_checkpointing_kwargs (useReentrant has no effect) and refuses what it cannot honour', () => {
+    for (const useReentrant of [true, false]) {
+      const model = new TinyDecoder(() => Linear4bit.fromWeight(weight()));
+      prepareModelForKbitTraining(model, { useGradientCheckpointing: true, gradientCheckpointingKwargs: { useReentrant, preserveRngState: true } });
+      expect(model.gradientCheckpointing).toBe(true);
+      model.dispose();
+    }
+    const model = new TinyDecoder(() => Linear4bit.fromWeight(weight()));
+    expect(() => prepareModelForKbitTraining(model, { gradientCheckpointingKwargs: { preserveRngState: false } })).toThrow(
+      /gradientCheckpointingKwargs: preserveRngState: false is not supported/,
+    );
+    const snakeCase = { use_reentrant: false } as never;
+    expect(() => prepareModelForKbitTraining(model, { gradientCheckpointingKwargs: snakeCase })).toThrow(
+      "gradientCheckpointingKwargs: 'use_reentrant' is not one of useReentrant, preserveRngState",
+    );
+    expect(() => prepareModelForKbitTraining(model, { gradientCheckpointingKwargs: { useReentrant: 'no' as never } })).toThrow(
+      /useReentrant: expected a boolean, got "no"/,
+    );
+    model.dispose();
+  });
+
   it('leaves checkpointing off when not requested', () => {
     const model = new TinyDecoder(() => Linear4bit.fromWeight(weight()));
     prepareModelForKbitTraining(model, { useGradientCheckpointing: false });

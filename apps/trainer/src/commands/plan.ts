@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Embedding, Linear, countParameters, isHalfDtype, isLinearLike, type Module } from '@peft-ts/core';
 import { parseLoraConfigJson } from '@peft-ts/config';
-import { doraMethod } from '@peft-ts/dora';
 import { LoraModel } from '@peft-ts/lora';
 import { MistralForCausalLM, parseMistralConfig } from '@peft-ts/model-mistral';
 import { quantizedWeightBytes } from '@peft-ts/quant';
+import { adapterMethod } from '../session/adapter-method.js';
 import type { QuantizationShorthand } from '../session/load-model.js';
 
 export type MemoryPlan = { weights: number; adapters: number; gradients: number; optimizerState: number; activations: number; total: number };
@@ -59,7 +59,7 @@ export async function planRun(options: {
   const baseParams = countParameters(model).total;
   if (options.adapterConfig) {
     const loraConfig = parseLoraConfigJson(await readFile(options.adapterConfig, 'utf8'), { source: options.adapterConfig });
-    new LoraModel(model, { ...loraConfig, inferenceMode: false }, { method: doraMethod });
+    new LoraModel(model, { ...loraConfig, inferenceMode: false }, { method: adapterMethod });
   }
   const counts = countParameters(model);
   const trainableParams = options.adapterConfig ? counts.trainable : counts.total;

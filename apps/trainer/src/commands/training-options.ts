@@ -7,6 +7,7 @@ export type TrainingOptions = {
   model?: string;
   data?: string;
   outputDir?: string;
+  overwriteOutputDir?: boolean;
   backend?: string;
   learningRate?: number;
   maxSteps?: number;
@@ -21,6 +22,8 @@ export type TrainingOptions = {
   evalSteps?: number;
   saveSteps?: number;
   saveTotalLimit?: number;
+  divergenceFactor?: number;
+  zeroGradNormSteps?: number;
   seed?: number;
   gradientCheckpointing?: boolean;
   maxSeqLength?: number;
@@ -38,6 +41,7 @@ const overrideKeys: readonly (keyof TrainingOptions)[] = [
   'model',
   'data',
   'outputDir',
+  'overwriteOutputDir',
   'backend',
   'learningRate',
   'maxSteps',
@@ -52,6 +56,8 @@ const overrideKeys: readonly (keyof TrainingOptions)[] = [
   'evalSteps',
   'saveSteps',
   'saveTotalLimit',
+  'divergenceFactor',
+  'zeroGradNormSteps',
   'seed',
   'gradientCheckpointing',
   'maxSeqLength',
@@ -65,6 +71,7 @@ export function addTrainingOptions(command: Command): Command {
     .option('--model <dir>', 'base model directory (config.json, safetensors, tokenizer.json)')
     .option('--data <file>', 'training data (JSONL: text, messages, prompt/completion or input_ids)')
     .option('--output-dir <dir>', 'where the adapter, checkpoints, metrics and report go')
+    .option('--overwrite-output-dir', "start over in an output dir holding a previous run (removes only that run's files)")
     .addOption(new Option('--backend <name>', 'tfjs backend').choices([...trainingBackends]))
     .option('--learning-rate <rate>', 'peak learning rate', number)
     .option('--max-steps <steps>', 'optimizer steps (overrides epochs)', number)
@@ -78,7 +85,9 @@ export function addTrainingOptions(command: Command): Command {
     .option('--logging-steps <steps>', 'log every N steps', number)
     .option('--eval-steps <steps>', 'evaluate every N steps', number)
     .option('--save-steps <steps>', 'checkpoint every N steps', number)
-    .option('--save-total-limit <count>', 'checkpoints kept', number)
+    .option('--save-total-limit <count>', 'checkpoints kept (the best one is always kept too)', number)
+    .option('--divergence-factor <factor>', 'stop when the smoothed loss exceeds this multiple of its lowest value (0: off)', number)
+    .option('--zero-grad-norm-steps <steps>', 'stop after this many consecutive steps with a vanished gradient norm (0: off)', number)
     .option('--seed <seed>', 'random seed', number)
     .option('--gradient-checkpointing', 'recompute activations in backward (less memory)')
     .option('--max-seq-length <length>', 'tokens per sequence', number)

@@ -1,8 +1,8 @@
 import { PeftError } from '@peft-ts/core';
 import { createBitsAndBytesConfig, type BitsAndBytesConfig, type BitsAndBytesConfigInput } from '@peft-ts/config';
-import { doraMethod } from '@peft-ts/dora';
 import { loadAdapter, loadLoraModel, type LoraModel } from '@peft-ts/lora';
 import { TokenizerError, loadMistral, loadTokenizer, readMistralConfig, type MistralForCausalLM, type MistralTokenizer } from '@peft-ts/model-mistral';
+import { adapterMethod } from './adapter-method.js';
 import type { TextTokenizer } from '../data/text-tokenizer.js';
 import { bnbCheckpointLinear, quantizedLinearFactory } from '@peft-ts/quant';
 
@@ -81,10 +81,10 @@ export async function attachAdapters(
 ): Promise<LoraModel<MistralForCausalLM> | null> {
   if (directories.length === 0) return null;
   const names = directories.length === 1 ? ['default'] : directories.map((directory) => directory.replace(/\/+$/, '').split('/').pop()!);
-  const lora = await loadLoraModel(model, directories[0], { adapterName: names[0], method: doraMethod, isTrainable: options.isTrainable });
+  const lora = await loadLoraModel(model, directories[0], { adapterName: names[0], method: adapterMethod, isTrainable: options.isTrainable });
   for (let index = 1; index < directories.length; index++) {
     await loadAdapter(lora, directories[index], { adapterName: names[index], isTrainable: options.isTrainable });
   }
-  if (options.active) lora.setAdapter(options.active);
+  if (options.active) await lora.setAdapter(options.active);
   return lora;
 }

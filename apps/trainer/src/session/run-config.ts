@@ -28,7 +28,8 @@ const toSnakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${let
 
 /**
  * The training config: the file's keys, overridden by the command-line options given (relative
- * paths in a file resolve against the file's directory, on the command line against the cwd).
+ * paths in a file resolve against the file's directory, on the command line against the cwd). `--data` replaces
+ * only the training file of a `data: {train, validation}` mapping.
  */
 export async function resolveTrainingConfig(options: { config?: string; overrides: Record<string, unknown> }): Promise<TrainingConfig> {
   const base = options.config ? await readConfigFile(options.config) : {};
@@ -48,6 +49,9 @@ export async function resolveTrainingConfig(options: { config?: string; override
     const key = toSnakeCase(name);
     merged[key] = ['model', 'output_dir', 'data'].includes(key) && typeof value === 'string' ? resolve(value) : value;
   }
+  // `--data FILE` names the training file; a validation file the config names stays (the CLI has no option for it).
+  const validation = (base.data as { validation?: unknown } | undefined)?.validation;
+  if (typeof options.overrides.data === 'string' && validation !== undefined) merged.data = { train: merged.data, validation };
   try {
     return parseTrainingConfigObject(merged, { source: options.config ?? 'command line' });
   } catch (error) {

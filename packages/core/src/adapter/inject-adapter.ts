@@ -4,12 +4,17 @@ import { isLinearLike } from '../weight-access.js';
 import type { AdapterMethod, AdapterTargetModel, DispatchOptions } from './adapter-method.js';
 import { isTargetModule, type TargetSelection } from './target-matching.js';
 
-/** PEFT's `"all-linear"`: the last name component of every linear layer except the output head. */
+/**
+ * PEFT's `"all-linear"`: the last name component of every linear layer, less the output embedding's name. As in
+ * PEFT 0.10 that name is removed from the set of names, so no layer called like the head is targeted either; and it
+ * is the head's full path, so a head nested below the top level (`head.out`) is not left out.
+ */
 export function resolveAllLinear(model: AdapterTargetModel): string[] {
   const names = new Set<string>();
   for (const [key, module] of model.namedModules()) {
-    if (key && isLinearLike(module) && key !== model.outputEmbeddingKey) names.add(key.split('.').pop()!);
+    if (key && isLinearLike(module)) names.add(key.split('.').pop()!);
   }
+  if (model.outputEmbeddingKey !== undefined) names.delete(model.outputEmbeddingKey);
   return [...names].sort();
 }
 

@@ -1,3 +1,5 @@
+import { PeftError } from '../errors.js';
+
 /** Which modules an adapter config selects, with PEFT 0.10's matching rules. */
 export type TargetSelection = {
   /** A list (exact name or `.suffix` match), a regex string (full match), or null for the model default. */
@@ -12,20 +14,36 @@ export function fullMatch(pattern: string, text: string): boolean {
 }
 
 /**
+ * Python `re.match`: anchored at the start of the text only. The group keeps a top-level `|` in the pattern
+ * anchored too, as Python anchors the whole pattern (a bare `^` would bind to the first alternative alone).
+ */
+export function matchFromStart(pattern: string, text: string): RegExpExecArray | null {
+  return new RegExp(`^(?:${pattern})`).exec(text);
+}
+
+/**
  * The decoder-layer index of a module key for `layers_to_transform`: after `.<pattern>.<digits>.`
  * (the first pattern that matches), or with no pattern after the last `.<name>.<digits>.`.
  */
 export function layerIndexOf(key: string, layersPattern: readonly string[] | string | null | undefined): number | null {
   const patterns = typeof layersPattern === 'string' ? (layersPattern ? [layersPattern] : []) : (layersPattern ?? []);
-  if (patterns.length === 0) {
-    const match = /^.*\.[^.]*\.(\d+)\./.exec(key);
-    return match ? Number.parseInt(match[1], 10) : null;
-  }
+  if (patterns.length === 0) return layerIndexFrom(matchFromStart('.*\\.[^.]*\\.(\\d+)\\.', key), key, '');
   for (const pattern of patterns) {
-    const match = new RegExp(`^.*\\.${pattern}\\.(\\d+)\\.`).exec(key);
-    if (match) return Number.parseInt(match[1], 10);
+    const match = matchFromStart(`.*\\.${pattern}\\.(\\d+)\\.`, key);
+    if (match) return layerIndexFrom(match, key, pattern);
   }
   return null;
+}
+
+function layerIndexFrom(match: RegExpExecArray | null, key: string, pattern: string): number | null {
+  if (!match) return null;
+  // An alternative of the pattern can match without reaching the index group (Python then fails on int(None)).
+  if (match[1] === undefined) {
+    throw new PeftError(
+      `layers_pattern '${pattern}': matched '${key}' without a layer index; group alternatives, e.g. '(?:${pattern})'`,
+    );
+  }
+  return Number.parseInt(match[1], 10);
 }
 
 /**

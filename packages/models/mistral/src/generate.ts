@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError, nextSeed } from '@peft-ts/core';
+import { PeftError, checkRowAdapters, nextSeed } from '@peft-ts/core';
 import { KeyValueCache } from './key-value-cache.js';
 import type { MistralForCausalLM } from './mistral-model.js';
 import { SeededRandom } from '@peft-ts/core';
@@ -15,6 +15,8 @@ export type GenerationOptions = Partial<TokenSelectionSettings> & {
   readonly seed?: number;
   /** Decode incrementally with a KV cache (default) or re-run the whole sequence every step. */
   readonly useCache?: boolean;
+  /** One adapter name per prompt, `__base__` for none (PEFT's `adapter_names`); the model must be in eval mode. */
+  readonly adapterNames?: readonly string[];
 };
 
 export type GenerationResult = {
@@ -35,6 +37,8 @@ export async function generate(
   options: GenerationOptions,
 ): Promise<GenerationResult> {
   const settings = validate(model, prompts, options);
+  // Before the switch to eval mode below: PEFT's generate refuses adapter names on a model in training mode.
+  if (options.adapterNames) checkRowAdapters(model, options.adapterNames, prompts.length);
   const { maxNewTokens, stopTokens, padToken } = settings;
   const batch = prompts.length;
   const promptLength = Math.max(...prompts.map((prompt) => prompt.length));
@@ -53,7 +57,7 @@ export async function generate(
     for (let step = 0; step < maxNewTokens && !finished.every(Boolean); step++) {
       const total = sequences[0].length;
       const fed = cache && step > 0 ? 1 : total;
-      const scores = await lastLogits(model, sequences, masks, total - fed, fed, cache);
+      const scores = await lastLogits(model, { sequences, masks, start: total - fed, length: fed, cache, adapterNames: options.adapterNames });
       const vocabulary = scores.length / batch;
       for (let row = 0; row < batch; row++) {
         let next = padToken;
@@ -80,12 +84,16 @@ export async function generate(
 /** Runs positions `start … start+length−1` and returns the last position's logits, [batch × vocab]. */
 async function lastLogits(
   model: MistralForCausalLM,
-  sequences: number[][],
-  masks: number[][],
-  start: number,
-  length: number,
-  cache: KeyValueCache | undefined,
+  step: {
+    sequences: number[][];
+    masks: number[][];
+    start: number;
+    length: number;
+    cache: KeyValueCache | undefined;
+    adapterNames: readonly string[] | undefined;
+  },
 ): Promise<Float32Array> {
+  const { sequences, masks, start, length, cache, adapterNames } = step;
   const batch = sequences.length;
   const total = start + length;
   const ids = new Int32Array(batch * length);
@@ -110,6 +118,7 @@ async function lastLogits(
       attentionMask: tf.tensor2d(mask, [batch, total], 'int32'),
       positionIds: tf.tensor2d(positions, [batch, length], 'int32'),
       cache,
+      adapterNames,
     });
     return tf.reshape(tf.slice(logits, [0, length - 1, 0], [batch, 1, -1]), [batch, -1]);
   });

@@ -6,10 +6,12 @@ import {
   ModuleList,
   ModulePathError,
   nextSeed,
+  withRowAdapters,
   type AdapterTargetModel,
   type DecoderLayer,
   type DecoderModel,
   type LinearLike,
+  type RowAdapterInput,
 } from '@peft-ts/core';
 import { causalLanguageModelLoss } from './causal-language-model-loss.js';
 import { parseMistralConfig, type MistralConfig, type MistralConfigInput } from './mistral-config.js';
@@ -21,7 +23,8 @@ export type MistralForCausalLMOptions = {
   readonly meta?: boolean;
 };
 
-export type MistralCausalInput = MistralForwardInput & {
+export type MistralCausalInput = MistralForwardInput &
+  RowAdapterInput & {
   /** Next-token targets [batch, T] (usually the input ids); −100 excludes a position from the loss. */
   readonly labels?: tf.Tensor | null;
 };
@@ -92,7 +95,12 @@ export class MistralForCausalLM extends Module implements DecoderModel, AdapterT
     this.currentConfig = { ...this.currentConfig, num_hidden_layers: layers.length };
   }
 
+  /** With `adapterNames`, each batch row runs through its own adapter (a mixed batch, eval mode only). */
   forward(input: MistralCausalInput): MistralCausalOutput {
+    return withRowAdapters(this, input.adapterNames, input.inputIds.shape[0], () => this.forwardAll(input));
+  }
+
+  private forwardAll(input: MistralCausalInput): MistralCausalOutput {
     const hidden = this.child<MistralTransformer>('model').forward(input);
     try {
       return tf.tidy(() => {
