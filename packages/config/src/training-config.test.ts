@@ -44,6 +44,7 @@ describe('trainingConfig', () => {
       zeroGradNormSteps: 3,
       seed: 42,
       gradientCheckpointing: false,
+      strict: false,
       lora: createLoraConfig(),
       quantization: null,
     };
@@ -92,7 +93,7 @@ describe('trainingConfig', () => {
     [{ data: '' }, 'data: expected a path to a JSONL file, got ""'],
     [{ lora: { target_modules: 5 } }, 'lora.target_modules: expected a list of names or a regex string, got 5'],
     [{ lora: { target_modules: 'q', layers_to_transform: [0] } }, 'lora.layers_to_transform: cannot be used when `target_modules` is a str (a regex); list the module names instead'],
-    [{ lora: { layer_replication: [[4, 0]] } }, 'lora.layer_replication[0]: range 0 [4, 0] is reversed; expected start <= end'],
+    [{ lora: { layer_replication: [[4, 0]] } }, 'lora.layer_replication[0]: range 0 [4, 0] is reversed; expected start < end'],
     [{ quantization: { load_in_4bit: true, load_in_8bit: true } }, 'quantization.load_in_4bit: `load_in_4bit` and `load_in_8bit` are both true, but only one can be used at the same time'],
     [{ max_steps: 0 }, 'max_steps: expected -1 or a positive integer, got 0'],
     [{ learning_rate: 0 }, 'learning_rate: expected a positive number, got 0'],

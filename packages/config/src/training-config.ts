@@ -163,6 +163,7 @@ const trainingConfigFileShape = {
     .default(42)
     .meta({ description: 'Seed for adapter initialisation, dropout and data shuffling.' }),
   gradient_checkpointing: flag(false, 'Recompute activations in the backward pass to save memory.'),
+  strict: flag(false, 'Refuse, instead of warning about, NaN or infinite values in the model or adapter weights being loaded.'),
   lora: loraConfigFileSchema
     .prefault({})
     .meta({ description: 'The adapter to train, in adapter_config.json form; omitted fields take PEFT\'s defaults.' }),

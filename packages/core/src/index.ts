@@ -19,6 +19,7 @@ export * from './adapter/inject-adapter.js';
 export * from './adapter/row-adapters.js';
 export * from './decoder-model.js';
 export * from './tensor-io.js';
+export * from './finite-check.js';
 export * from './ops.js';
 export * from './matmul.js';
 export * from './checkpoint.js';

@@ -52,6 +52,7 @@ export function registerTrainCommand(program: Command): void {
     let loading: ProgressBar | undefined;
     const { model } = await loadBaseModel(config.model, {
       quantization,
+      strict: config.strict,
       needsTokenizer: false,
       onProgress: (done, total) => {
         loading ??= new ProgressBar(out, { label: quantization ? 'loading and quantizing' : 'loading', total });
@@ -70,7 +71,7 @@ export function registerTrainCommand(program: Command): void {
     const lora = new LoraModel(model, loraConfig, { method: adapterMethod });
     out.write(`${parameterReport(model).line}\n`);
 
-    const datasets = await prepareDatasets({ ...config, tokenizer });
+    const datasets = await prepareDatasets({ ...config, tokenizer, vocabSize: model.config.vocab_size });
     out.write(
       `data: ${datasets.training.length} training and ${datasets.validation.length} validation sequences (${datasets.statistics.trainingTokens.toLocaleString('en-US')} tokens)\n`,
     );

@@ -1,13 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   Embedding,
+  FLOAT_WEIGHT_DTYPES,
   HalfEmbedding,
   HalfLinear,
   Linear,
   StateDictError,
+  checkFiniteValues,
   isHalfDtype,
   narrowToHalfBits,
+  widenHalfBits,
+  type FiniteCheck,
   type HalfDtype,
+  type HalfMatrix,
   type LinearLike,
   type Module,
   type StoredLayerTensors,
@@ -47,9 +52,7 @@ export type LoadMistralOptions = {
    * a "-bnb-4bit" model): pass `bnbCheckpointLinear` from `@peft-ts/quant`. Required for such checkpoints.
    */
   readonly loadQuantizedLinear?: (layer: StoredLayerTensors) => LinearLike;
-};
-
-const FLOAT_DTYPES: readonly SafetensorsDtype[] = ['F32', 'F16', 'BF16'];
+} & FiniteCheck;
 
 const HALF_SAFETENSORS_DTYPES: Readonly<Record<HalfDtype, SafetensorsDtype>> = { float16: 'F16', bfloat16: 'BF16' };
 
@@ -73,18 +76,21 @@ export async function readMistralConfig(directory: string): Promise<MistralConfi
  * model.safetensors.index.json, in F32, F16 or BF16 (computed in float32; a half checkpoint's linear and embedding
  * weights stay half in memory, see `torchDtype`), or pre-quantized by bitsandbytes (see `loadQuantizedLinear`). The
  * model is built shape-only and every tensor is read, converted and placed one at a time. Missing, unexpected and
- * mis-shaped tensors are all reported in one StateDictError before anything is read. With tied embeddings a stored
- * `lm_head.weight` is ignored, as transformers' `tie_weights` overrides it.
+ * mis-shaped tensors are all reported in one StateDictError before anything is read. Float weights holding NaN or
+ * ±Inf are warned about (`onWarning`), or refused with `strict`. With tied embeddings a stored `lm_head.weight` is
+ * ignored, as transformers' `tie_weights` overrides it.
  */
 export async function loadMistral(directory: string, options: LoadMistralOptions = {}): Promise<MistralForCausalLM> {
   const fileConfig = await readMistralConfig(directory);
   const config = options.configOverrides
     ? parseMistralConfig({ ...fileConfig, ...options.configOverrides }, { source: join(directory, 'config.json') })
     : fileConfig;
-  const model = new MistralForCausalLM(config, { meta: true });
   const checkpoint = await openCheckpoint(directory);
   const halfDtype = options.torchDtype !== 'float32' && isHalfDtype(config.torch_dtype) ? config.torch_dtype : null;
+  let model: MistralForCausalLM | undefined;
   try {
+    checkLayerCount(config, checkpoint, join(directory, 'config.json'));
+    model = new MistralForCausalLM(config, { meta: true });
     const { tensors, quantizedLayers } = planLoad(model, checkpoint);
     for (const layer of quantizedLayers) {
       model.setSubmodule(layer.path, await loadQuantizedLayer(options, config, checkpoint, layer));
@@ -93,16 +99,16 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
       const storedDtype = checkpoint.info(name).dtype;
       const halfWeight = halfDtype && parameterName === 'weight' && storedDtype === HALF_SAFETENSORS_DTYPES[halfDtype];
       if (halfWeight && module instanceof Embedding) {
-        const bits = await readHalfBits(checkpoint, name);
-        model.setSubmodule(path, new HalfEmbedding({ dtype: halfDtype, rows: module.numEmbeddings, columns: module.embeddingDim, bits }, { paddingIndex: module.paddingIndex }));
+        const matrix = await readHalfMatrix(checkpoint, name, halfDtype, [module.numEmbeddings, module.embeddingDim], options);
+        model.setSubmodule(path, new HalfEmbedding(matrix, { paddingIndex: module.paddingIndex }));
         continue;
       }
       if (halfWeight && module instanceof Linear && !options.createLinear) {
-        const bits = await readHalfBits(checkpoint, name);
-        model.setSubmodule(path, new HalfLinear({ dtype: halfDtype, rows: module.outFeatures, columns: module.inFeatures, bits }));
+        model.setSubmodule(path, new HalfLinear(await readHalfMatrix(checkpoint, name, halfDtype, [module.outFeatures, module.inFeatures], options)));
         continue;
       }
       const stored = await checkpoint.readTensor(name);
+      checkFiniteValues(stored.data as Float32Array, { file: checkpoint.shardOf(name).path, tensor: name }, options);
       const tensor = tf.tensor(stored.data as Float32Array, [...stored.shape], 'float32');
       try {
         const replacement = options.createLinear && module instanceof Linear ? createLinear(options.createLinear, path, tensor) : undefined;
@@ -122,7 +128,7 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
     tieHalfEmbedding(model);
     return model;
   } catch (error) {
-    model.dispose();
+    model?.dispose();
     throw error;
   } finally {
     await checkpoint.close();
@@ -137,11 +143,19 @@ function tieHalfEmbedding(model: MistralForCausalLM): void {
   }
 }
 
-/** A half tensor's 16-bit patterns, as stored (no float round trip). */
-async function readHalfBits(checkpoint: ShardedCheckpoint, name: string): Promise<Uint16Array> {
+/** A half tensor's 16-bit patterns as stored (no float round trip), checked for NaN/±Inf as float weights are. */
+async function readHalfMatrix(
+  checkpoint: ShardedCheckpoint,
+  name: string,
+  dtype: HalfDtype,
+  [rows, columns]: [number, number],
+  check: FiniteCheck,
+): Promise<HalfMatrix> {
   const bytes = await checkpoint.readTensorBytes(name);
   const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
-  return new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+  const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+  checkFiniteValues(widenHalfBits(bits, dtype), { file: checkpoint.shardOf(name).path, tensor: name }, check);
+  return { dtype, rows, columns, bits };
 }
 
 async function loadQuantizedLayer(
@@ -170,6 +184,21 @@ async function loadQuantizedLayer(
     throw new StateDictError(`loadQuantizedLinear for ${path}: returned a ${layer.inFeatures}→${layer.outFeatures} layer, expected ${module.inFeatures}→${module.outFeatures}`);
   }
   return layer;
+}
+
+/**
+ * The shape-only model is built before it is compared with the checkpoint, so a config naming far more layers than
+ * the checkpoint holds (a typo, a corrupted file) is refused first: building it would take minutes or all memory.
+ */
+function checkLayerCount(config: MistralConfig, checkpoint: ShardedCheckpoint, configPath: string): void {
+  let stored = 0;
+  for (const name of checkpoint.tensorNames) {
+    const layer = /^model\.layers\.(\d+)\./.exec(name);
+    if (layer) stored = Math.max(stored, Number(layer[1]) + 1);
+  }
+  if (stored >= config.num_hidden_layers) return;
+  const held = stored === 0 ? 'no decoder layers' : `decoder layers 0 to ${stored - 1}`;
+  throw new StateDictError(`${checkpoint.path}: holds ${held} (model.layers.N.*), but ${configPath} has num_hidden_layers ${config.num_hidden_layers}`);
 }
 
 function createLinear(
@@ -223,7 +252,7 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): { t
     if (quantizedWeights.has(name)) continue;
     const { dtype, shape } = checkpoint.info(name);
     const shapeMatches = shape.length === parameter.shape.length && shape.every((size, axis) => size === parameter.shape[axis]);
-    if (!FLOAT_DTYPES.includes(dtype) || !shapeMatches) {
+    if (!FLOAT_WEIGHT_DTYPES.includes(dtype) || !shapeMatches) {
       mismatched.push(`${name}: expected F32/F16/BF16 [${parameter.shape.join(', ')}], got ${dtype} [${shape.join(', ')}]`);
       continue;
     }
