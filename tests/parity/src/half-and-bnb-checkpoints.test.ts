@@ -3,6 +3,7 @@ import {
   HalfEmbedding,
   HalfLinear,
   Linear,
+  NonFiniteTensorError,
   StateDictError,
   manualSeed,
   mergeIntoHalfBits,
@@ -182,6 +183,20 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     head.dispose();
     widened.dispose();
     model.dispose();
+  });
+
+  it('half weights kept as bits are checked for NaN/±Inf like float ones (a warning, an error with strict)', async () => {
+    const broken = new Map([...stored].map(([key, tensor]) => [key, { dtype: 'BF16' as const, shape: tensor.shape, data: Float32Array.from(tensor.data as Float32Array) }]));
+    const key = `${projectionPath(1, 'v_proj')}.weight`;
+    (broken.get(key)!.data as Float32Array)[3] = Number.POSITIVE_INFINITY;
+    (broken.get('model.embed_tokens.weight')!.data as Float32Array)[0] = Number.NaN;
+    const directory = await writeCheckpoint('bf16-non-finite', broken, { ...baseConfig, torch_dtype: 'bfloat16' });
+    const warnings: string[] = [];
+    const model = await loadMistral(directory, { onWarning: (message) => warnings.push(message) });
+    expect(warnings).toHaveLength(2);
+    expect(warnings.some((message) => message.includes(key) && message.includes('1 of 2048 values are NaN or ±Inf'))).toBe(true);
+    model.dispose();
+    await expect(loadMistral(directory, { strict: true })).rejects.toThrow(NonFiniteTensorError);
   });
 
   it('bfloat16: the frozen base holds at most 2.05 bytes a parameter (tf.memory), float32 about 4', async () => {
