@@ -1,0 +1,408 @@
+// Native kernels of the peft-ts tfjs backend: float32 products through OpenBLAS's cblas_sgemm, and products with
+// quantized weights that dequantize one tile at a time into a small buffer, so the float weight never exists whole.
+// Every function takes typed arrays the caller allocated (tfjs' own tensor storage) and writes into `out`; shapes are
+// checked on the JS side, lengths again here so a wrong call throws instead of reading past an array.
+#include <node_api.h>
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+struct Floats {
+  float* data = nullptr;
+  size_t length = 0;
+};
+
+struct Words {
+  const uint8_t* bytes = nullptr;
+  size_t byteLength = 0;
+};
+
+bool fail(napi_env env, const char* message) {
+  napi_throw_error(env, "PEFT_NATIVE", message);
+  return false;
+}
+
+bool typedArray(napi_env env, napi_value value, napi_typedarray_type expected, void** data, size_t* length, const char* what) {
+  bool isTypedArray = false;
+  napi_is_typedarray(env, value, &isTypedArray);
+  if (!isTypedArray) return fail(env, what);
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  napi_get_typedarray_info(env, value, &type, length, data, &buffer, &offset);
+  if (type != expected) return fail(env, what);
+  return true;
+}
+
+bool floats(napi_env env, napi_value value, Floats* result, const char* what) {
+  void* data;
+  if (!typedArray(env, value, napi_float32_array, &data, &result->length, what)) return false;
+  result->data = static_cast<float*>(data);
+  return true;
+}
+
+bool words(napi_env env, napi_value value, Words* result, const char* what) {
+  void* data;
+  size_t length;
+  if (!typedArray(env, value, napi_int32_array, &data, &length, what)) return false;
+  result->bytes = static_cast<const uint8_t*>(data);
+  result->byteLength = length * 4;
+  return true;
+}
+
+bool isNull(napi_env env, napi_value value) {
+  napi_valuetype type;
+  napi_typeof(env, value, &type);
+  return type == napi_null || type == napi_undefined;
+}
+
+int64_t integer(napi_env env, napi_value value) {
+  int64_t result = 0;
+  napi_get_value_int64(env, value, &result);
+  return result;
+}
+
+bool boolean(napi_env env, napi_value value) {
+  bool result = false;
+  napi_get_value_bool(env, value, &result);
+  return result;
+}
+
+double number(napi_env env, napi_value value) {
+  double result = 0;
+  napi_get_value_double(env, value, &result);
+  return result;
+}
+
+template <size_t N>
+bool arguments(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != N) return fail(env, "wrong number of arguments");
+  return true;
+}
+
+napi_value undefinedValue(napi_env env) {
+  napi_value result;
+  napi_get_undefined(env, &result);
+  return result;
+}
+
+CBLAS_TRANSPOSE flag(bool transposed) { return transposed ? CblasTrans : CblasNoTrans; }
+
+// setThreads(count): OpenBLAS's thread count for every later product.
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!arguments(env, info, argv)) return nullptr;
+  openblas_set_num_threads(static_cast<int>(std::max<int64_t>(1, integer(env, argv[0]))));
+  return undefinedValue(env);
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value result;
+  napi_create_int32(env, openblas_get_num_threads(), &result);
+  return result;
+}
+
+// batchMatMul(a, b, out, batchA, batchB, m, n, k, transposeA, transposeB): out[i] = op(a[i % batchA])·op(b[i % batchB])
+// for i < max(batchA, batchB), tfjs' BatchMatMul semantics; the transposes are BLAS flags, nothing is copied.
+napi_value BatchMatMul(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!arguments(env, info, argv)) return nullptr;
+  Floats a, b, out;
+  if (!floats(env, argv[0], &a, "a must be a Float32Array") || !floats(env, argv[1], &b, "b must be a Float32Array") ||
+      !floats(env, argv[2], &out, "out must be a Float32Array")) {
+    return nullptr;
+  }
+  const int64_t batchA = integer(env, argv[3]), batchB = integer(env, argv[4]);
+  const int64_t m = integer(env, argv[5]), n = integer(env, argv[6]), k = integer(env, argv[7]);
+  const bool transposeA = boolean(env, argv[8]), transposeB = boolean(env, argv[9]);
+  const int64_t batch = std::max(batchA, batchB);
+  if (batchA < 1 || batchB < 1 || m < 0 || n < 0 || k < 0 || a.length != size_t(batchA * m * k) || b.length != size_t(batchB * k * n) ||
+      out.length != size_t(batch * m * n)) {
+    fail(env, "batchMatMul: array lengths do not match the shapes");
+    return nullptr;
+  }
+  if (m == 0 || n == 0) return undefinedValue(env);
+  if (k == 0) {
+    std::fill(out.data, out.data + out.length, 0.0f);
+    return undefinedValue(env);
+  }
+  const int lda = int(transposeA ? m : k), ldb = int(transposeB ? k : n);
+  if (batchB == 1 && batchA == batch && !transposeA) {
+    // The batch of a is consecutive rows: one product over all of them.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, flag(transposeB), int(batch * m), int(n), int(k), 1.0f, a.data, lda, b.data, ldb, 0.0f, out.data,
+                int(n));
+    return undefinedValue(env);
+  }
+  for (int64_t index = 0; index < batch; index++) {
+    cblas_sgemm(CblasRowMajor, flag(transposeA), flag(transposeB), int(m), int(n), int(k), 1.0f, a.data + (index % batchA) * m * k, lda,
+                b.data + (index % batchB) * k * n, ldb, 0.0f, out.data + index * m * n, int(n));
+  }
+  return undefinedValue(env);
+}
+
+enum Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kSigmoid = 3, kLeakyRelu = 4, kElu = 5 };
+
+// biasActivation(out, bias | null, activation, alpha): out += bias (length 1 or the last axis), then the activation,
+// in place: the epilogue of _FusedMatMul.
+napi_value BiasActivation(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!arguments(env, info, argv)) return nullptr;
+  Floats out, bias;
+  if (!floats(env, argv[0], &out, "out must be a Float32Array")) return nullptr;
+  const bool hasBias = !isNull(env, argv[1]);
+  if (hasBias && !floats(env, argv[1], &bias, "bias must be a Float32Array")) return nullptr;
+  const int activation = int(integer(env, argv[2]));
+  const float alpha = float(number(env, argv[3]));
+  if (hasBias && (bias.length == 0 || out.length % bias.length != 0)) {
+    fail(env, "biasActivation: the bias length must divide the output's");
+    return nullptr;
+  }
+  float* values = out.data;
+  if (hasBias) {
+    for (size_t start = 0; start < out.length; start += bias.length) {
+      for (size_t index = 0; index < bias.length; index++) values[start + index] += bias.data[index];
+    }
+  }
+  switch (activation) {
+    case kLinear:
+      break;
+    case kRelu:
+      for (size_t index = 0; index < out.length; index++) values[index] = values[index] < 0 ? 0 : values[index];
+      break;
+    case kRelu6:
+      for (size_t index = 0; index < out.length; index++) values[index] = std::min(6.0f, std::max(0.0f, values[index]));
+      break;
+    case kSigmoid:
+      for (size_t index = 0; index < out.length; index++) values[index] = float(1.0 / (1.0 + std::exp(-double(values[index]))));
+      break;
+    case kLeakyRelu:
+      for (size_t index = 0; index < out.length; index++) values[index] = values[index] < 0 ? alpha * values[index] : values[index];
+      break;
+    case kElu:
+      for (size_t index = 0; index < out.length; index++) values[index] = values[index] >= 0 ? values[index] : float(std::exp(double(values[index])) - 1);
+      break;
+    default:
+      fail(env, "biasActivation: unknown activation");
+      return nullptr;
+  }
+  return undefinedValue(env);
+}
+
+// A quantized [rows, columns] weight whose values can be written out one rectangular tile at a time.
+struct QuantizedWeight {
+  int64_t rows;
+  int64_t columns;
+  virtual ~QuantizedWeight() = default;
+  // Writes weight[r0:r1, c0:c1] row-major into tile (stride c1 - c0).
+  virtual void decode(int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* tile) const = 0;
+};
+
+// bnb's 4-bit layout: nibble k of the flattened weight is the high nibble of byte k/2 when k is even, the low one when
+// odd; its value is the one fp32 product code[nibble] · absmax[k >> blockShift], as bnb's dequantize_4bit.
+struct FourBitWeight final : QuantizedWeight {
+  const uint8_t* packed;
+  const float* absmax;
+  const float* code;
+  int blockShift;
+  void decode(int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* tile) const override {
+    float pairs[512];
+    for (int byte = 0; byte < 256; byte++) {
+      pairs[2 * byte] = code[byte >> 4];
+      pairs[2 * byte + 1] = code[byte & 15];
+    }
+    const int64_t width = c1 - c0;
+    for (int64_t row = r0; row < r1; row++) {
+      float* target = tile + (row - r0) * width;
+      int64_t flat = row * columns + c0;
+      const int64_t end = row * columns + c1;
+      if (flat & 1) {
+        *target++ = code[packed[flat >> 1] & 15] * absmax[flat >> blockShift];
+        flat++;
+      }
+      // Whole bytes, both nibbles of a byte always in one block (blocks span at least 64 values).
+      while (flat + 1 < end) {
+        const int64_t blockEnd = std::min(end & ~int64_t(1), ((flat >> blockShift) + 1) << blockShift);
+        const float scale = absmax[flat >> blockShift];
+        for (; flat < blockEnd; flat += 2) {
+          const float* pair = pairs + 2 * packed[flat >> 1];
+          target[0] = pair[0] * scale;
+          target[1] = pair[1] * scale;
+          target += 2;
+        }
+      }
+      if (flat < end) *target = code[packed[flat >> 1] >> 4] * absmax[flat >> blockShift];
+    }
+  }
+};
+
+// LLM.int8()'s codes, one offset-binary byte each (row-major); with row scales, bnb's int8_vectorwise_dequant
+// fp32(fp32(code · scale[row]) · fp32(1/127)), without, the integer code itself.
+struct Int8Weight final : QuantizedWeight {
+  const uint8_t* codes;
+  const float* rowScales;
+  int offset;
+  void decode(int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* tile) const override {
+    const float inverse127 = float(1.0 / 127);
+    const int64_t width = c1 - c0;
+    for (int64_t row = r0; row < r1; row++) {
+      const uint8_t* source = codes + row * columns + c0;
+      float* target = tile + (row - r0) * width;
+      if (rowScales) {
+        const float scale = rowScales[row];
+        for (int64_t column = 0; column < width; column++) target[column] = (float(int(source[column]) - offset) * scale) * inverse127;
+      } else {
+        for (int64_t column = 0; column < width; column++) target[column] = float(int(source[column]) - offset);
+      }
+    }
+  }
+};
+
+// The inner-dimension slice of one tile: 1024 also keeps int8 products exact (every partial sum of up to 1024 products
+// of magnitude ≤ 127² is an integer below 2^24), with the slices added in order as float32 sums.
+constexpr int64_t kInnerTile = 1024;
+constexpr int64_t kOuterTile = 256;
+
+// out = x·Wᵀ (transposeWeight; x [rows, W.columns]) or x·W (x [rows, W.rows]), one 1 MiB weight tile at a time.
+void quantizedProduct(const QuantizedWeight& weight, const float* x, float* out, int64_t rows, bool transposeWeight) {
+  const int64_t inner = transposeWeight ? weight.columns : weight.rows;
+  const int64_t outer = transposeWeight ? weight.rows : weight.columns;
+  if (rows == 0 || outer == 0) return;
+  if (inner == 0) {
+    std::fill(out, out + rows * outer, 0.0f);
+    return;
+  }
+  std::vector<float> tile(size_t(std::min(inner, kInnerTile) * std::min(outer, kOuterTile)));
+  for (int64_t o0 = 0; o0 < outer; o0 += kOuterTile) {
+    const int64_t o1 = std::min(outer, o0 + kOuterTile);
+    for (int64_t i0 = 0; i0 < inner; i0 += kInnerTile) {
+      const int64_t i1 = std::min(inner, i0 + kInnerTile);
+      const float beta = i0 == 0 ? 0.0f : 1.0f;
+      if (transposeWeight) {
+        // Weight rows o0..o1 are output columns, its columns i0..i1 the inner slice: out[:, o] += x[:, i]·tileᵀ.
+        weight.decode(o0, o1, i0, i1, tile.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(o1 - o0), int(i1 - i0), 1.0f, x + i0, int(inner), tile.data(),
+                    int(i1 - i0), beta, out + o0, int(outer));
+      } else {
+        weight.decode(i0, i1, o0, o1, tile.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(o1 - o0), int(i1 - i0), 1.0f, x + i0, int(inner), tile.data(),
+                    int(o1 - o0), beta, out + o0, int(outer));
+      }
+    }
+  }
+}
+
+bool productArrays(napi_env env, napi_value xValue, napi_value outValue, const QuantizedWeight& weight, int64_t rows, bool transposeWeight,
+                   Floats* x, Floats* out) {
+  if (!floats(env, xValue, x, "x must be a Float32Array") || !floats(env, outValue, out, "out must be a Float32Array")) return false;
+  const int64_t inner = transposeWeight ? weight.columns : weight.rows;
+  const int64_t outer = transposeWeight ? weight.rows : weight.columns;
+  if (rows < 0 || x->length != size_t(rows * inner) || out->length != size_t(rows * outer)) {
+    return fail(env, "quantized product: x or out does not match the weight's shape");
+  }
+  return true;
+}
+
+// The weight of (packed, absmax, code, weightRows, weightColumns, blockShift) from argv[0..5].
+bool fourBitWeight(napi_env env, napi_value* argv, FourBitWeight* weight) {
+  Words packed;
+  Floats absmax, code;
+  if (!words(env, argv[0], &packed, "packed must be an Int32Array") || !floats(env, argv[1], &absmax, "absmax must be a Float32Array") ||
+      !floats(env, argv[2], &code, "code must be a Float32Array")) {
+    return false;
+  }
+  weight->rows = integer(env, argv[3]);
+  weight->columns = integer(env, argv[4]);
+  weight->blockShift = int(integer(env, argv[5]));
+  weight->packed = packed.bytes;
+  weight->absmax = absmax.data;
+  weight->code = code.data;
+  const int64_t count = weight->rows * weight->columns;
+  if (weight->rows < 0 || weight->columns < 0 || weight->blockShift < 6 || weight->blockShift > 12 || code.length != 16 ||
+      packed.byteLength < size_t((count + 1) / 2) || absmax.length < size_t((count + (int64_t(1) << weight->blockShift) - 1) >> weight->blockShift)) {
+    return fail(env, "4-bit weight: packed, absmax or code do not match the weight's shape and blocksize");
+  }
+  return true;
+}
+
+// The weight of int8(packed, rowScales | null, weightRows, weightColumns, offset) from argv[0..4].
+bool int8Weight(napi_env env, napi_value* argv, Int8Weight* weight) {
+  Words packed;
+  Floats scales;
+  if (!words(env, argv[0], &packed, "packed must be an Int32Array")) return false;
+  const bool scaled = !isNull(env, argv[1]);
+  if (scaled && !floats(env, argv[1], &scales, "rowScales must be a Float32Array")) return false;
+  weight->rows = integer(env, argv[2]);
+  weight->columns = integer(env, argv[3]);
+  weight->offset = int(integer(env, argv[4]));
+  weight->codes = packed.bytes;
+  weight->rowScales = scaled ? scales.data : nullptr;
+  if (weight->rows < 0 || weight->columns < 0 || packed.byteLength < size_t(weight->rows * weight->columns) ||
+      (scaled && scales.length != size_t(weight->rows))) {
+    return fail(env, "int8 weight: packed or rowScales do not match the weight's shape");
+  }
+  return true;
+}
+
+// product(x, out, rows, transposeWeight, ...weight arguments)
+template <typename Weight, size_t WeightArguments>
+napi_value Product(napi_env env, napi_callback_info info, bool (*parse)(napi_env, napi_value*, Weight*)) {
+  napi_value argv[4 + WeightArguments];
+  if (!arguments(env, info, argv)) return nullptr;
+  Weight weight;
+  if (!parse(env, argv + 4, &weight)) return nullptr;
+  const int64_t rows = integer(env, argv[2]);
+  const bool transposeWeight = boolean(env, argv[3]);
+  Floats x, out;
+  if (!productArrays(env, argv[0], argv[1], weight, rows, transposeWeight, &x, &out)) return nullptr;
+  quantizedProduct(weight, x.data, out.data, rows, transposeWeight);
+  return undefinedValue(env);
+}
+
+// decode(out, ...weight arguments): the whole float weight, row-major.
+template <typename Weight, size_t WeightArguments>
+napi_value Decode(napi_env env, napi_callback_info info, bool (*parse)(napi_env, napi_value*, Weight*)) {
+  napi_value argv[1 + WeightArguments];
+  if (!arguments(env, info, argv)) return nullptr;
+  Weight weight;
+  if (!parse(env, argv + 1, &weight)) return nullptr;
+  Floats out;
+  if (!floats(env, argv[0], &out, "out must be a Float32Array")) return nullptr;
+  if (out.length != size_t(weight.rows * weight.columns)) {
+    fail(env, "decode: out does not match the weight's shape");
+    return nullptr;
+  }
+  weight.decode(0, weight.rows, 0, weight.columns, out.data);
+  return undefinedValue(env);
+}
+
+napi_value MatMul4bit(napi_env env, napi_callback_info info) { return Product<FourBitWeight, 6>(env, info, fourBitWeight); }
+napi_value MatMulInt8(napi_env env, napi_callback_info info) { return Product<Int8Weight, 5>(env, info, int8Weight); }
+napi_value Decode4bit(napi_env env, napi_callback_info info) { return Decode<FourBitWeight, 6>(env, info, fourBitWeight); }
+napi_value DecodeInt8(napi_env env, napi_callback_info info) { return Decode<Int8Weight, 5>(env, info, int8Weight); }
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor properties[] = {
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchMatMul", nullptr, BatchMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"biasActivation", nullptr, BiasActivation, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matMul4bit", nullptr, MatMul4bit, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matMulInt8", nullptr, MatMulInt8, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"decode4bit", nullptr, Decode4bit, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"decodeInt8", nullptr, DecodeInt8, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
