@@ -2,7 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendNative } from './backend.js';
 
 type KernelArguments = { inputs: tf.NamedTensorInfoMap; backend: MathBackendNative; attrs?: tf.NamedAttrMap };
-type NativeKernel = { kernelName: string; kernelFunc: (args: KernelArguments) => tf.TensorInfo | tf.TensorInfo[] };
+type NativeKernel = { kernelName: string; kernelFunc: tf.KernelFunc };
+
+/** A kernel function over this backend's arguments, as tfjs registers it. */
+const kernel = (kernelFunc: (args: KernelArguments) => tf.TensorInfo | tf.TensorInfo[]) => kernelFunc as unknown as tf.KernelFunc;
 
 /** tfjs-backend-cpu's kernel of that name, for the cases a native kernel leaves to it. */
 function cpuKernel(kernelName: string): tf.KernelFunc {
@@ -51,7 +54,7 @@ const ACTIVATION_CODES: Partial<Record<string, number>> = { linear: 0, relu: 1, 
 /** `act(op(a)·op(b) + bias)`: the product natively, a bias along the last axis and the activation in place after it. */
 function fusedMatMul(args: KernelArguments): tf.TensorInfo {
   const { a, b, bias, preluActivationWeights } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
-  const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as tf.FusedBatchMatMulAttrs;
+  const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as tf._FusedMatMulAttrs;
   if (!isFloat(a, b, bias, preluActivationWeights)) return runCpu(tf._FusedMatMul, args);
   const backend = args.backend;
   let result = product(a, b, transposeA, transposeB, backend);
@@ -77,7 +80,7 @@ function fusedMatMul(args: KernelArguments): tf.TensorInfo {
 /** The kernels registered over tfjs-backend-cpu's for the native backend. */
 export function nativeKernels(): NativeKernel[] {
   return [
-    { kernelName: tf.BatchMatMul, kernelFunc: batchMatMul },
-    { kernelName: tf._FusedMatMul, kernelFunc: fusedMatMul },
+    { kernelName: tf.BatchMatMul, kernelFunc: kernel(batchMatMul) },
+    { kernelName: tf._FusedMatMul, kernelFunc: kernel(fusedMatMul) },
   ];
 }
