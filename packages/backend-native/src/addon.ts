@@ -11,6 +11,12 @@ export type NativeAddon = {
   matMulInt8(x: Float32Array, out: Float32Array, rows: number, transposeWeight: boolean, ...weight: Int8WeightArguments): void;
   decode4bit(out: Float32Array, ...weight: FourBitWeightArguments): void;
   decodeInt8(out: Float32Array, ...weight: Int8WeightArguments): void;
+  /** Element-wise `op` (see BINARY_CODES) over the broadcast `shape`; a broadcast axis has stride 0. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
+  /** out, row-major in `shape`, takes x[index · strides]; any 32-bit element type. */
+  transpose(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, strides: Int32Array): void;
 };
 
 /** packed codes (bytes in int32 words), fp32 absmax per block, the 16 code values, [rows, columns], log2 blocksize. */

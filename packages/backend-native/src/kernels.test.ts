@@ -103,6 +103,82 @@ describe.skipIf(!available)('native kernels against cpu', () => {
     }, 1e-4);
   });
 
+  const broadcasts: [string, number[], number[]][] = [
+    ['equal shapes', [3, 4, 5], [3, 4, 5]],
+    ['a row vector', [6, 7], [7]],
+    ['a column vector', [4, 6, 7], [4, 6, 1]],
+    ['a scalar on the left', [], [5, 3]],
+    ['both sides broadcast', [3, 1, 5], [1, 4, 1]],
+    ['size-1 axes only', [1, 1], [1]],
+    ['an empty axis', [0, 3], [1, 3]],
+  ];
+  const binaryOps: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['add', tf.add],
+    ['sub', tf.sub],
+    ['mul', tf.mul],
+    ['div', tf.div],
+    ['maximum', tf.maximum],
+    ['minimum', tf.minimum],
+    ['squaredDifference', tf.squaredDifference],
+  ];
+  for (const [name, shapeA, shapeB] of broadcasts) {
+    it(`binary ops with ${name}: exactly cpu's values`, () => {
+      for (const [, op] of binaryOps) expectClose([{ shape: shapeA, seed: 19 }, { shape: shapeB, seed: 20 }], op, 0);
+    });
+  }
+
+  it('binary ops on int32 are cpu\'s; NaN propagates through maximum and minimum', () => {
+    expectClose([{ shape: [3, 4], dtype: 'int32', seed: 21 }, { shape: [4], dtype: 'int32', seed: 22 }], tf.add, 0);
+    tf.setBackend(NATIVE_BACKEND_NAME);
+    expect(Array.from(tf.maximum(tf.tensor1d([NaN, 1, 2]), tf.tensor1d([0, NaN, 1])).dataSync())).toEqual([NaN, NaN, 2]);
+    expect(Array.from(tf.minimum(tf.tensor1d([NaN, 1]), tf.tensor1d([0, 3])).dataSync())).toEqual([NaN, 1]);
+  });
+
+  const unaryOps: [string, (x: tf.Tensor) => tf.Tensor][] = [
+    ['exp', tf.exp],
+    ['neg', tf.neg],
+    ['sqrt', (x) => tf.sqrt(tf.abs(x))],
+    ['rsqrt', (x) => tf.rsqrt(tf.abs(x))],
+    ['square', tf.square],
+    ['abs', tf.abs],
+    ['log', (x) => tf.log(tf.abs(x))],
+    ['sigmoid', (x) => tf.sigmoid(tf.mul(x, 10))],
+  ];
+  for (const [name, op] of unaryOps) {
+    it(`${name}: cpu's values`, () => {
+      expectClose([{ shape: [5, 17], seed: 23 }], op, 1e-7);
+      expectClose([{ shape: [0, 3], seed: 24 }], op, 0);
+    });
+  }
+
+  it('softmax over the last axis, its gradient, and a log-softmax', () => {
+    expectClose([{ shape: [3, 4, 37], seed: 25 }], (x) => tf.softmax(tf.mul(x, 20)), 1e-7);
+    expectClose([{ shape: [5, 1], seed: 26 }], (x) => tf.softmax(x), 0);
+    expectClose([{ shape: [2, 9], seed: 27 }], (x) => tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.softmax(y), tf.range(0, 9))))(x), 1e-6);
+    expectClose([{ shape: [2, 9], seed: 28 }], (x) => tf.logSoftmax(x), 1e-6);
+  });
+
+  const permutations: [number[], number[]][] = [
+    [[7, 13], [1, 0]],
+    [[2, 3, 4, 5], [0, 2, 1, 3]],
+    [[2, 3, 4, 5], [3, 1, 0, 2]],
+    [[33, 1, 18], [2, 1, 0]],
+    [[5], [0]],
+    [[0, 4], [1, 0]],
+  ];
+  for (const [shape, perm] of permutations) {
+    it(`transpose [${shape}] by [${perm}], float32 and int32`, () => {
+      expectClose([{ shape, seed: 29 }], (x) => tf.transpose(x, perm), 0);
+      expectClose([{ shape, dtype: 'int32', seed: 30 }], (x) => tf.transpose(x, perm), 0);
+    });
+  }
+
+  it('registers its own kernels over cpu\'s', () => {
+    for (const kernelName of ['BatchMatMul', '_FusedMatMul', 'Add', 'Multiply', 'Exp', 'Softmax', 'Transpose']) {
+      expect(tf.getKernel(kernelName, NATIVE_BACKEND_NAME)!.kernelFunc).not.toBe(tf.getKernel(kernelName, 'cpu')!.kernelFunc);
+    }
+  });
+
   it('runs every cpu kernel: ops without a native kernel give cpu\'s results', () => {
     expect(tf.getKernelsForBackend(NATIVE_BACKEND_NAME).length).toBeGreaterThanOrEqual(tf.getKernelsForBackend('cpu').length);
     expectClose([{ shape: [3, 7], seed: 18 }], (x) => tf.add(tf.softmax(x), tf.transpose(tf.cumsum(x, 1)).reshape([3, 7])));

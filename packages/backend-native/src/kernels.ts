@@ -77,10 +77,106 @@ function fusedMatMul(args: KernelArguments): tf.TensorInfo {
   return result;
 }
 
+/** The addon's BinaryOp codes; the ops tfjs-backend-cpu runs through generic per-element index arithmetic when broadcasting. */
+const BINARY_CODES: Record<string, number> = { [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3, [tf.Maximum]: 4, [tf.Minimum]: 5, [tf.SquaredDifference]: 6 };
+
+/**
+ * The broadcast as few axes as possible: neighbouring axes merge where both operands step through them as one
+ * (contiguous in each, or broadcast in each), so the addon's innermost loop runs as long as it can.
+ */
+function broadcastLayout(aShape: number[], bShape: number[], shape: number[]) {
+  const strides = (operand: number[]) => {
+    const result = new Array<number>(shape.length).fill(0);
+    let stride = 1;
+    for (let axis = operand.length - 1; axis >= 0; axis--) {
+      result[axis + shape.length - operand.length] = operand[axis] === 1 ? 0 : stride;
+      stride *= operand[axis];
+    }
+    return result;
+  };
+  const [aStrides, bStrides] = [strides(aShape), strides(bShape)];
+  const merged: { extent: number; a: number; b: number }[] = [];
+  for (let axis = 0; axis < shape.length; axis++) {
+    if (shape[axis] === 1) continue;
+    const last = merged[merged.length - 1];
+    if (last && last.a === aStrides[axis] * shape[axis] && last.b === bStrides[axis] * shape[axis]) {
+      last.extent *= shape[axis];
+      last.a = aStrides[axis];
+      last.b = bStrides[axis];
+    } else {
+      merged.push({ extent: shape[axis], a: aStrides[axis], b: bStrides[axis] });
+    }
+  }
+  return {
+    shape: Int32Array.from(merged, (axis) => axis.extent),
+    aStrides: Int32Array.from(merged, (axis) => axis.a),
+    bStrides: Int32Array.from(merged, (axis) => axis.b),
+  };
+}
+
+function binaryKernel(kernelName: string): NativeKernel {
+  const code = BINARY_CODES[kernelName];
+  return {
+    kernelName,
+    kernelFunc: kernel((args) => {
+      const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      if (!isFloat(a, b)) return runCpu(kernelName, args);
+      const backend = args.backend;
+      const shape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const layout = broadcastLayout(a.shape, b.shape, shape);
+      return backend.output(shape, (out) => backend.addon.binary(code, backend.floats(a), backend.floats(b), out, layout.shape, layout.aStrides, layout.bStrides));
+    }),
+  };
+}
+
+/** The addon's UnaryOp codes. */
+const UNARY_CODES: Record<string, number> = { [tf.Exp]: 0, [tf.Neg]: 1, [tf.Sqrt]: 2, [tf.Rsqrt]: 3, [tf.Square]: 4, [tf.Abs]: 5, [tf.Log]: 6, [tf.Sigmoid]: 7 };
+
+function unaryKernel(kernelName: string): NativeKernel {
+  const code = UNARY_CODES[kernelName];
+  return {
+    kernelName,
+    kernelFunc: kernel((args) => {
+      const { x } = args.inputs as { x: tf.TensorInfo };
+      if (!isFloat(x)) return runCpu(kernelName, args);
+      const backend = args.backend;
+      return backend.output([...x.shape], (out) => backend.addon.unary(code, backend.floats(x), out));
+    }),
+  };
+}
+
+function softmax(args: KernelArguments): tf.TensorInfo {
+  const { logits } = args.inputs as { logits: tf.TensorInfo };
+  const { dim } = args.attrs as unknown as tf.SoftmaxAttrs;
+  const rank = logits.shape.length;
+  if (!isFloat(logits) || rank === 0 || (dim !== -1 && dim !== rank - 1)) return runCpu(tf.Softmax, args);
+  const backend = args.backend;
+  const columns = logits.shape[rank - 1];
+  const rows = columns === 0 ? 0 : tf.util.sizeFromShape(logits.shape) / columns;
+  return backend.output([...logits.shape], (out) => backend.addon.softmax(backend.floats(logits), out, rows, columns));
+}
+
+function transpose(args: KernelArguments): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { perm } = args.attrs as unknown as tf.TransposeAttrs;
+  const backend = args.backend;
+  const values = backend.data.get(x.dataId).values;
+  if (!(values instanceof Float32Array || values instanceof Int32Array)) return runCpu(tf.Transpose, args);
+  const inputStrides = [...tf.util.computeStrides(x.shape), 1];
+  const shape = perm.map((axis) => x.shape[axis]);
+  const out = values instanceof Float32Array ? new Float32Array(values.length) : new Int32Array(values.length);
+  backend.addon.transpose(values, out, Int32Array.from(shape), Int32Array.from(perm, (axis) => inputStrides[axis]));
+  return backend.makeTensorInfo(shape, x.dtype, out);
+}
+
 /** The kernels registered over tfjs-backend-cpu's for the native backend. */
 export function nativeKernels(): NativeKernel[] {
   return [
     { kernelName: tf.BatchMatMul, kernelFunc: kernel(batchMatMul) },
     { kernelName: tf._FusedMatMul, kernelFunc: kernel(fusedMatMul) },
+    ...Object.keys(BINARY_CODES).map(binaryKernel),
+    ...Object.keys(UNARY_CODES).map(unaryKernel),
+    { kernelName: tf.Softmax, kernelFunc: kernel(softmax) },
+    { kernelName: tf.Transpose, kernelFunc: kernel(transpose) },
   ];
 }

@@ -148,7 +148,7 @@ napi_value BatchMatMul(napi_env env, napi_callback_info info) {
   return undefinedValue(env);
 }
 
-enum Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kSigmoid = 3, kLeakyRelu = 4, kElu = 5 };
+enum Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kSigmoidActivation = 3, kLeakyRelu = 4, kElu = 5 };
 
 // biasActivation(out, bias | null, activation, alpha): out += bias (length 1 or the last axis), then the activation,
 // in place: the epilogue of _FusedMatMul.
@@ -180,7 +180,7 @@ napi_value BiasActivation(napi_env env, napi_callback_info info) {
     case kRelu6:
       for (size_t index = 0; index < out.length; index++) values[index] = std::min(6.0f, std::max(0.0f, values[index]));
       break;
-    case kSigmoid:
+    case kSigmoidActivation:
       for (size_t index = 0; index < out.length; index++) values[index] = float(1.0 / (1.0 + std::exp(-double(values[index]))));
       break;
     case kLeakyRelu:
@@ -388,6 +388,248 @@ napi_value MatMulInt8(napi_env env, napi_callback_info info) { return Product<In
 napi_value Decode4bit(napi_env env, napi_callback_info info) { return Decode<FourBitWeight, 6>(env, info, fourBitWeight); }
 napi_value DecodeInt8(napi_env env, napi_callback_info info) { return Decode<Int8Weight, 5>(env, info, int8Weight); }
 
+bool int32s(napi_env env, napi_value value, std::vector<int64_t>* result, const char* what) {
+  void* data;
+  size_t length;
+  if (!typedArray(env, value, napi_int32_array, &data, &length, what)) return false;
+  const int32_t* values = static_cast<const int32_t*>(data);
+  result->assign(values, values + length);
+  return true;
+}
+
+enum BinaryOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMaximum = 4, kMinimum = 5, kSquaredDifference = 6 };
+
+// Maximum and Minimum propagate NaN, as JS's Math.max/min (tfjs-backend-cpu's) do.
+template <int Op>
+inline float apply(float a, float b) {
+  if constexpr (Op == kAdd) return a + b;
+  if constexpr (Op == kSub) return a - b;
+  if constexpr (Op == kMul) return a * b;
+  if constexpr (Op == kDiv) return a / b;
+  if constexpr (Op == kMaximum) return (a != a || b != b) ? NAN : (a > b ? a : b);
+  if constexpr (Op == kMinimum) return (a != a || b != b) ? NAN : (a < b ? a : b);
+  if constexpr (Op == kSquaredDifference) {
+    // In double, rounded once, as JS evaluates (a − b)²; the other ops round the same either way.
+    const double difference = double(a) - double(b);
+    return float(difference * difference);
+  }
+}
+
+// out[index] = a[index · aStrides] op b[index · bStrides] over `shape` (a broadcast axis has stride 0): the
+// innermost axis runs as a tight loop specialised for contiguous or broadcast operands.
+template <int Op>
+void binaryLevel(const float* a, const float* b, float* out, const std::vector<int64_t>& shape, const std::vector<int64_t>& aStrides,
+                 const std::vector<int64_t>& bStrides, size_t level, int64_t outStride) {
+  const int64_t extent = shape[level];
+  if (level + 1 == shape.size()) {
+    const int64_t sa = aStrides[level], sb = bStrides[level];
+    if (sa == 1 && sb == 1) {
+      for (int64_t index = 0; index < extent; index++) out[index] = apply<Op>(a[index], b[index]);
+    } else if (sa == 1 && sb == 0) {
+      const float value = b[0];
+      for (int64_t index = 0; index < extent; index++) out[index] = apply<Op>(a[index], value);
+    } else if (sa == 0 && sb == 1) {
+      const float value = a[0];
+      for (int64_t index = 0; index < extent; index++) out[index] = apply<Op>(value, b[index]);
+    } else {
+      for (int64_t index = 0; index < extent; index++) out[index] = apply<Op>(a[index * sa], b[index * sb]);
+    }
+    return;
+  }
+  const int64_t innerSize = outStride / extent;
+  for (int64_t index = 0; index < extent; index++) {
+    binaryLevel<Op>(a + index * aStrides[level], b + index * bStrides[level], out + index * innerSize, shape, aStrides, bStrides, level + 1, innerSize);
+  }
+}
+
+template <int Op>
+void binaryRun(const float* a, const float* b, float* out, const std::vector<int64_t>& shape, const std::vector<int64_t>& aStrides,
+               const std::vector<int64_t>& bStrides, int64_t size) {
+  if (shape.empty()) {
+    out[0] = apply<Op>(a[0], b[0]);
+    return;
+  }
+  binaryLevel<Op>(a, b, out, shape, aStrides, bStrides, 0, size);
+}
+
+// binary(op, a, b, out, shape, aStrides, bStrides): element-wise float32 with broadcasting (strides in elements).
+napi_value Binary(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!arguments(env, info, argv)) return nullptr;
+  const int op = int(integer(env, argv[0]));
+  Floats a, b, out;
+  std::vector<int64_t> shape, aStrides, bStrides;
+  if (!floats(env, argv[1], &a, "a must be a Float32Array") || !floats(env, argv[2], &b, "b must be a Float32Array") ||
+      !floats(env, argv[3], &out, "out must be a Float32Array") || !int32s(env, argv[4], &shape, "shape must be an Int32Array") ||
+      !int32s(env, argv[5], &aStrides, "aStrides must be an Int32Array") || !int32s(env, argv[6], &bStrides, "bStrides must be an Int32Array")) {
+    return nullptr;
+  }
+  int64_t size = 1, aLast = 0, bLast = 0;
+  for (size_t axis = 0; axis < shape.size(); axis++) {
+    size *= shape[axis];
+    if (shape[axis] > 0) {
+      aLast += (shape[axis] - 1) * aStrides[axis];
+      bLast += (shape[axis] - 1) * bStrides[axis];
+    }
+  }
+  if (aStrides.size() != shape.size() || bStrides.size() != shape.size() || out.length != size_t(size) ||
+      (size > 0 && (size_t(aLast) >= a.length || size_t(bLast) >= b.length))) {
+    fail(env, "binary: shapes and strides do not match the arrays");
+    return nullptr;
+  }
+  if (size == 0) return undefinedValue(env);
+  switch (op) {
+    case kAdd: binaryRun<kAdd>(a.data, b.data, out.data, shape, aStrides, bStrides, size); break;
+    case kSub: binaryRun<kSub>(a.data, b.data, out.data, shape, aStrides, bStrides, size); break;
+    case kMul: binaryRun<kMul>(a.data, b.data, out.data, shape, aStrides, bStrides, size); break;
+    case kDiv: binaryRun<kDiv>(a.data, b.data, out.data, shape, aStrides, bStrides, size); break;
+    case kMaximum: binaryRun<kMaximum>(a.data, b.data, out.data, shape, aStrides, bStrides, size); break;
+    case kMinimum: binaryRun<kMinimum>(a.data, b.data, out.data, shape, aStrides, bStrides, size); break;
+    case kSquaredDifference: binaryRun<kSquaredDifference>(a.data, b.data, out.data, shape, aStrides, bStrides, size); break;
+    default:
+      fail(env, "binary: unknown operation");
+      return nullptr;
+  }
+  return undefinedValue(env);
+}
+
+enum UnaryOp { kExp = 0, kNeg = 1, kSqrt = 2, kRsqrt = 3, kSquare = 4, kAbs = 5, kLog = 6, kSigmoid = 7 };
+
+// The double-precision forms tfjs-backend-cpu evaluates with Math.*, rounded to float32 as its typed arrays do.
+template <int Op>
+void unaryRun(const float* x, float* out, size_t count) {
+  for (size_t index = 0; index < count; index++) {
+    const double value = x[index];
+    if constexpr (Op == kExp) out[index] = float(std::exp(value));
+    if constexpr (Op == kNeg) out[index] = -x[index];
+    if constexpr (Op == kSqrt) out[index] = float(std::sqrt(value));
+    if constexpr (Op == kRsqrt) out[index] = float(1.0 / std::sqrt(value));
+    if constexpr (Op == kSquare) out[index] = x[index] * x[index];
+    if constexpr (Op == kAbs) out[index] = std::fabs(x[index]);
+    if constexpr (Op == kLog) out[index] = float(std::log(value));
+    if constexpr (Op == kSigmoid) out[index] = float(1.0 / (1.0 + std::exp(-value)));
+  }
+}
+
+// unary(op, x, out)
+napi_value Unary(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!arguments(env, info, argv)) return nullptr;
+  const int op = int(integer(env, argv[0]));
+  Floats x, out;
+  if (!floats(env, argv[1], &x, "x must be a Float32Array") || !floats(env, argv[2], &out, "out must be a Float32Array")) return nullptr;
+  if (x.length != out.length) {
+    fail(env, "unary: x and out differ in length");
+    return nullptr;
+  }
+  switch (op) {
+    case kExp: unaryRun<kExp>(x.data, out.data, x.length); break;
+    case kNeg: unaryRun<kNeg>(x.data, out.data, x.length); break;
+    case kSqrt: unaryRun<kSqrt>(x.data, out.data, x.length); break;
+    case kRsqrt: unaryRun<kRsqrt>(x.data, out.data, x.length); break;
+    case kSquare: unaryRun<kSquare>(x.data, out.data, x.length); break;
+    case kAbs: unaryRun<kAbs>(x.data, out.data, x.length); break;
+    case kLog: unaryRun<kLog>(x.data, out.data, x.length); break;
+    case kSigmoid: unaryRun<kSigmoid>(x.data, out.data, x.length); break;
+    default:
+      fail(env, "unary: unknown operation");
+      return nullptr;
+  }
+  return undefinedValue(env);
+}
+
+// softmax(x, out, rows, columns): over the last axis as tfjs-backend-cpu composes it: exp(x − max) in float32, the
+// row sum accumulated in double and rounded, then one float32 division each.
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!arguments(env, info, argv)) return nullptr;
+  Floats x, out;
+  if (!floats(env, argv[0], &x, "x must be a Float32Array") || !floats(env, argv[1], &out, "out must be a Float32Array")) return nullptr;
+  const int64_t rows = integer(env, argv[2]), columns = integer(env, argv[3]);
+  if (rows < 0 || columns < 0 || x.length != size_t(rows * columns) || out.length != x.length) {
+    fail(env, "softmax: lengths do not match [rows, columns]");
+    return nullptr;
+  }
+  for (int64_t row = 0; row < rows; row++) {
+    const float* source = x.data + row * columns;
+    float* target = out.data + row * columns;
+    float maximum = -INFINITY;
+    for (int64_t column = 0; column < columns; column++) {
+      if (source[column] > maximum || source[column] != source[column]) maximum = source[column];
+    }
+    double sum = 0;
+    for (int64_t column = 0; column < columns; column++) {
+      target[column] = float(std::exp(double(source[column] - maximum)));
+      sum += target[column];
+    }
+    const float total = float(sum);
+    for (int64_t column = 0; column < columns; column++) target[column] = target[column] / total;
+  }
+  return undefinedValue(env);
+}
+
+// transpose(x, out, shape, inputStrides): out (row-major in `shape`, the output's) takes x[index · inputStrides];
+// 32-bit elements (float32 or int32 bits). The last two axes are copied in 16 × 16 blocks so neither side strides
+// through memory element by element.
+constexpr int64_t kTransposeBlock = 16;
+
+void transposeLevel(const uint32_t* x, uint32_t* out, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, size_t level,
+                    int64_t outStride) {
+  const size_t rank = shape.size();
+  if (level + 2 == rank) {
+    const int64_t rows = shape[level], columns = shape[level + 1];
+    const int64_t rowStride = strides[level], columnStride = strides[level + 1];
+    for (int64_t row0 = 0; row0 < rows; row0 += kTransposeBlock) {
+      const int64_t row1 = std::min(rows, row0 + kTransposeBlock);
+      for (int64_t column0 = 0; column0 < columns; column0 += kTransposeBlock) {
+        const int64_t column1 = std::min(columns, column0 + kTransposeBlock);
+        for (int64_t row = row0; row < row1; row++) {
+          const uint32_t* source = x + row * rowStride;
+          uint32_t* target = out + row * columns;
+          for (int64_t column = column0; column < column1; column++) target[column] = source[column * columnStride];
+        }
+      }
+    }
+    return;
+  }
+  const int64_t extent = shape[level];
+  const int64_t innerSize = outStride / extent;
+  for (int64_t index = 0; index < extent; index++) {
+    transposeLevel(x + index * strides[level], out + index * innerSize, shape, strides, level + 1, innerSize);
+  }
+}
+
+napi_value Transpose(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!arguments(env, info, argv)) return nullptr;
+  void* xData;
+  void* outData;
+  size_t xLength, outLength;
+  napi_typedarray_type xType, outType;
+  napi_value buffer;
+  size_t offset;
+  std::vector<int64_t> shape, strides;
+  if (!int32s(env, argv[2], &shape, "shape must be an Int32Array") || !int32s(env, argv[3], &strides, "strides must be an Int32Array")) return nullptr;
+  napi_get_typedarray_info(env, argv[0], &xType, &xLength, &xData, &buffer, &offset);
+  napi_get_typedarray_info(env, argv[1], &outType, &outLength, &outData, &buffer, &offset);
+  const auto wordSized = [](napi_typedarray_type type) { return type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array; };
+  int64_t size = 1;
+  for (const int64_t extent : shape) size *= extent;
+  if (!wordSized(xType) || !wordSized(outType) || strides.size() != shape.size() || outLength != size_t(size) || xLength != outLength) {
+    fail(env, "transpose: arrays, shape and strides do not match");
+    return nullptr;
+  }
+  if (size == 0) return undefinedValue(env);
+  const uint32_t* x = static_cast<const uint32_t*>(xData);
+  uint32_t* out = static_cast<uint32_t*>(outData);
+  if (shape.size() < 2) {
+    for (int64_t index = 0; index < size; index++) out[index] = x[shape.empty() ? 0 : index * strides[0]];
+  } else {
+    transposeLevel(x, out, shape, strides, 0, size);
+  }
+  return undefinedValue(env);
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor properties[] = {
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -398,6 +640,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matMulInt8", nullptr, MatMulInt8, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"decode4bit", nullptr, Decode4bit, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"decodeInt8", nullptr, DecodeInt8, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"transpose", nullptr, Transpose, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
   return exports;
