@@ -40,7 +40,13 @@ function main() {
   if (build.status !== 0) {
     const output = `${build.stderr ?? ''}${build.error?.message ?? ''}`;
     process.stderr.write(output.split('\n').slice(-15).join('\n'));
-    const reason = /cblas\.h|lopenblas/.test(output) ? 'OpenBLAS was not found' : /python/i.test(output) ? 'python3 was not found' : 'the addon failed to compile';
+    const reason = /cblas\.h|-lopenblas/.test(output)
+      ? 'OpenBLAS was not found'
+      : /find any Python|find Python/i.test(output)
+        ? 'python3 was not found'
+        : /No such file or directory: '[^']*'|(c\+\+|g\+\+|cc|make): (command )?not found/.test(output)
+          ? 'no C++ compiler (or make) was found'
+          : 'the addon failed to compile';
     return notice(reason);
   }
 }

@@ -245,7 +245,8 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
         ['native', initNative],
       ] as const) {
         try {
-          return { name, detail: await init() };
+          const detail = await init();
+          return { name, detail: skipped.length ? `${detail}; skipped ${skipped.join(', ')}` : detail };
         } catch (error) {
           skipped.push(`${name} (${(error as Error).message})`);
         }
