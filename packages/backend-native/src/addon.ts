@@ -17,6 +17,8 @@ export type NativeAddon = {
   softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
   /** out, row-major in `shape`, takes x[index · strides]; any 32-bit element type. */
   transpose(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, strides: Int32Array): void;
+  /** Sum/Mean/Max/Min (see REDUCE_CODES) over the reduced axes, both sets read through their strides. */
+  reduce(op: number, x: Float32Array, out: Float32Array, keptShape: Int32Array, keptStrides: Int32Array, reducedShape: Int32Array, reducedStrides: Int32Array): void;
 };
 
 /** packed codes (bytes in int32 words), fp32 absmax per block, the 16 code values, [rows, columns], log2 blocksize. */

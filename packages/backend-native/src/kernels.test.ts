@@ -173,8 +173,29 @@ describe.skipIf(!available)('native kernels against cpu', () => {
     });
   }
 
+  const reductions: [number[], number | number[] | undefined, boolean][] = [
+    [[4, 5, 6], -1, false],
+    [[4, 5, 6], [0, 1], false],
+    [[4, 5, 6], [0, 2], true],
+    [[4, 5, 6], 1, true],
+    [[7], undefined, false],
+    [[3, 1], 0, false],
+  ];
+  for (const [shape, axis, keepDims] of reductions) {
+    it(`sum, mean, max and min of [${shape}] over ${JSON.stringify(axis)}${keepDims ? ', dims kept' : ''}: exactly cpu's values`, () => {
+      for (const op of [tf.sum, tf.mean, tf.max, tf.min]) expectClose([{ shape, seed: 31 }], (x) => op(x, axis, keepDims), 0);
+    });
+  }
+
+  it('max propagates NaN; reductions of int32 and of empty tensors are cpu\'s', () => {
+    tf.setBackend(NATIVE_BACKEND_NAME);
+    expect(Array.from(tf.max(tf.tensor2d([1, NaN, 3, 4], [2, 2]), 1).dataSync())).toEqual([NaN, 4]);
+    expectClose([{ shape: [3, 4], dtype: 'int32', seed: 32 }], (x) => tf.sum(x, 0), 0);
+    expectClose([{ shape: [0, 4], seed: 33 }], (x) => tf.sum(x, 0), 0);
+  });
+
   it('registers its own kernels over cpu\'s', () => {
-    for (const kernelName of ['BatchMatMul', '_FusedMatMul', 'Add', 'Multiply', 'Exp', 'Softmax', 'Transpose']) {
+    for (const kernelName of ['BatchMatMul', '_FusedMatMul', 'Add', 'Multiply', 'Exp', 'Softmax', 'Transpose', 'Sum', 'Mean', 'Max']) {
       expect(tf.getKernel(kernelName, NATIVE_BACKEND_NAME)!.kernelFunc).not.toBe(tf.getKernel(kernelName, 'cpu')!.kernelFunc);
     }
   });

@@ -169,6 +169,37 @@ function transpose(args: KernelArguments): tf.TensorInfo {
   return backend.makeTensorInfo(shape, x.dtype, out);
 }
 
+/** The addon's ReduceOp codes. */
+const REDUCE_CODES: Record<string, number> = { [tf.Sum]: 0, [tf.Mean]: 1, [tf.Max]: 2, [tf.Min]: 3 };
+
+/**
+ * A float32 reduction over any axes, as tfjs-backend-cpu computes it (Mean divides each element first, sums run in
+ * double, in the order of the reduced axes) but without transposing them innermost first.
+ */
+function reduceKernel(kernelName: string): NativeKernel {
+  const code = REDUCE_CODES[kernelName];
+  return {
+    kernelName,
+    kernelFunc: kernel((args) => {
+      const { x } = args.inputs as { x: tf.TensorInfo };
+      const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
+      // Max names its axes differently.
+      const axes = tf.util.parseAxisParam(kernelName === tf.Max ? (args.attrs as unknown as tf.MaxAttrs).reductionIndices : axis, x.shape);
+      const size = tf.util.sizeFromShape(x.shape);
+      if (!isFloat(x) || size === 0 || axes.some((dimension) => x.shape[dimension] === 0)) return runCpu(kernelName, args);
+      const strides = [...tf.util.computeStrides(x.shape), 1];
+      const kept = x.shape.map((_, dimension) => dimension).filter((dimension) => !axes.includes(dimension));
+      const reduced = [...axes].sort((first, second) => first - second);
+      const outShape = keepDims ? x.shape.map((extent, dimension) => (axes.includes(dimension) ? 1 : extent)) : kept.map((dimension) => x.shape[dimension]);
+      const backend = args.backend;
+      const ints = (dimensions: number[], of: readonly number[]) => Int32Array.from(dimensions, (dimension) => of[dimension]);
+      return backend.output(outShape, (out) =>
+        backend.addon.reduce(code, backend.floats(x), out, ints(kept, x.shape), ints(kept, strides), ints(reduced, x.shape), ints(reduced, strides)),
+      );
+    }),
+  };
+}
+
 /** The kernels registered over tfjs-backend-cpu's for the native backend. */
 export function nativeKernels(): NativeKernel[] {
   return [
@@ -178,5 +209,6 @@ export function nativeKernels(): NativeKernel[] {
     ...Object.keys(UNARY_CODES).map(unaryKernel),
     { kernelName: tf.Softmax, kernelFunc: kernel(softmax) },
     { kernelName: tf.Transpose, kernelFunc: kernel(transpose) },
+    ...Object.keys(REDUCE_CODES).map(reduceKernel),
   ];
 }

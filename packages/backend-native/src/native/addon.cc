@@ -630,6 +630,98 @@ napi_value Transpose(napi_env env, napi_callback_info info) {
   return undefinedValue(env);
 }
 
+enum ReduceOp { kSum = 0, kMean = 1, kMax = 2, kMin = 3 };
+
+// One output of a reduction: the elements at base + the reduced axes' strides, in row-major order of those axes
+// (the order tfjs-backend-cpu sums them in after moving them innermost), accumulated in double as JS does.
+template <int Op>
+float reduceOne(const float* x, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, float divisor) {
+  const size_t rank = shape.size();
+  std::vector<int64_t> index(rank, 0);
+  const int64_t innerExtent = rank ? shape[rank - 1] : 1;
+  const int64_t innerStride = rank ? strides[rank - 1] : 0;
+  double sum = 0;
+  float extreme = x[0];
+  const float* row = x;
+  while (true) {
+    for (int64_t inner = 0; inner < innerExtent; inner++) {
+      const float value = row[inner * innerStride];
+      if constexpr (Op == kSum) sum += value;
+      if constexpr (Op == kMean) sum += float(double(value) / divisor);
+      if constexpr (Op == kMax) if (value > extreme || value != value) extreme = value;
+      if constexpr (Op == kMin) if (value < extreme || value != value) extreme = value;
+    }
+    // The next run of the innermost reduced axis.
+    size_t axis = rank < 2 ? 0 : rank - 2;
+    if (rank < 2) break;
+    while (true) {
+      row += strides[axis];
+      if (++index[axis] < shape[axis]) break;
+      row -= strides[axis] * shape[axis];
+      index[axis] = 0;
+      if (axis == 0) {
+        axis = rank;
+        break;
+      }
+      axis--;
+    }
+    if (axis == rank) break;
+  }
+  if constexpr (Op == kSum || Op == kMean) return float(sum);
+  return extreme;
+}
+
+template <int Op>
+void reduceAll(const float* x, float* out, const std::vector<int64_t>& keptShape, const std::vector<int64_t>& keptStrides,
+               const std::vector<int64_t>& reducedShape, const std::vector<int64_t>& reducedStrides, int64_t outputs, float divisor) {
+  std::vector<int64_t> index(keptShape.size(), 0);
+  int64_t offset = 0;
+  for (int64_t output = 0; output < outputs; output++) {
+    out[output] = reduceOne<Op>(x + offset, reducedShape, reducedStrides, divisor);
+    for (size_t axis = keptShape.size(); axis-- > 0;) {
+      offset += keptStrides[axis];
+      if (++index[axis] < keptShape[axis]) break;
+      offset -= keptStrides[axis] * keptShape[axis];
+      index[axis] = 0;
+    }
+  }
+}
+
+// reduce(op, x, out, keptShape, keptStrides, reducedShape, reducedStrides): float32 Sum/Mean/Max/Min over the
+// reduced axes (at least one element each), read through strides, so no axis is moved first.
+napi_value Reduce(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!arguments(env, info, argv)) return nullptr;
+  const int op = int(integer(env, argv[0]));
+  Floats x, out;
+  std::vector<int64_t> keptShape, keptStrides, reducedShape, reducedStrides;
+  if (!floats(env, argv[1], &x, "x must be a Float32Array") || !floats(env, argv[2], &out, "out must be a Float32Array") ||
+      !int32s(env, argv[3], &keptShape, "keptShape must be an Int32Array") || !int32s(env, argv[4], &keptStrides, "keptStrides must be an Int32Array") ||
+      !int32s(env, argv[5], &reducedShape, "reducedShape must be an Int32Array") ||
+      !int32s(env, argv[6], &reducedStrides, "reducedStrides must be an Int32Array")) {
+    return nullptr;
+  }
+  int64_t outputs = 1, reduced = 1;
+  for (const int64_t extent : keptShape) outputs *= extent;
+  for (const int64_t extent : reducedShape) reduced *= extent;
+  if (keptStrides.size() != keptShape.size() || reducedStrides.size() != reducedShape.size() || out.length != size_t(outputs) ||
+      x.length != size_t(outputs * reduced) || reduced == 0) {
+    fail(env, "reduce: shapes and strides do not match the arrays");
+    return nullptr;
+  }
+  const float divisor = float(reduced);
+  switch (op) {
+    case kSum: reduceAll<kSum>(x.data, out.data, keptShape, keptStrides, reducedShape, reducedStrides, outputs, divisor); break;
+    case kMean: reduceAll<kMean>(x.data, out.data, keptShape, keptStrides, reducedShape, reducedStrides, outputs, divisor); break;
+    case kMax: reduceAll<kMax>(x.data, out.data, keptShape, keptStrides, reducedShape, reducedStrides, outputs, divisor); break;
+    case kMin: reduceAll<kMin>(x.data, out.data, keptShape, keptStrides, reducedShape, reducedStrides, outputs, divisor); break;
+    default:
+      fail(env, "reduce: unknown operation");
+      return nullptr;
+  }
+  return undefinedValue(env);
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor properties[] = {
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -644,6 +736,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"transpose", nullptr, Transpose, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduce", nullptr, Reduce, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
   return exports;
