@@ -194,6 +194,16 @@ describe.skipIf(!available)('native kernels against cpu', () => {
     expectClose([{ shape: [0, 4], seed: 33 }], (x) => tf.sum(x, 0), 0);
   });
 
+  it('splits large element-wise work across threads with the same values', () => {
+    registerNativeBackend({ threads: 3 });
+    expectClose([{ shape: [301, 509], seed: 34 }, { shape: [509], seed: 35 }], tf.mul, 0);
+    expectClose([{ shape: [3, 301, 509], seed: 36 }, { shape: [3, 301, 1], seed: 37 }], tf.sub, 0);
+    expectClose([{ shape: [301 * 509], seed: 38 }, { shape: [301 * 509], seed: 39 }], tf.add, 0);
+    expectClose([{ shape: [301, 509], seed: 40 }], tf.exp, 0);
+    expectClose([{ shape: [301, 509], seed: 41 }], (x) => tf.softmax(x), 0);
+    registerNativeBackend({ threads: 2 });
+  });
+
   it('registers its own kernels over cpu\'s', () => {
     for (const kernelName of ['BatchMatMul', '_FusedMatMul', 'Add', 'Multiply', 'Exp', 'Softmax', 'Transpose', 'Sum', 'Mean', 'Max']) {
       expect(tf.getKernel(kernelName, NATIVE_BACKEND_NAME)!.kernelFunc).not.toBe(tf.getKernel(kernelName, 'cpu')!.kernelFunc);

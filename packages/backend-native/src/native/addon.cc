@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -96,11 +97,37 @@ napi_value undefinedValue(napi_env env) {
 
 CBLAS_TRANSPOSE flag(bool transposed) { return transposed ? CblasTrans : CblasNoTrans; }
 
-// setThreads(count): OpenBLAS's thread count for every later product.
+// Threads for the element-wise kernels: the same count OpenBLAS gets (they never run at the same time).
+int elementwiseThreads = 1;
+// Below this many elements a kernel runs on the calling thread: starting threads costs more than it saves.
+constexpr int64_t kParallelGrain = 1 << 16;
+
+// body(begin, end) over [0, count), split into one contiguous range per thread when `elements` (the work behind
+// count) is large enough.
+template <typename Body>
+void parallelFor(int64_t count, int64_t elements, const Body& body) {
+  const int64_t threads = std::min<int64_t>({int64_t(elementwiseThreads), count, std::max<int64_t>(1, elements / kParallelGrain)});
+  if (threads <= 1) {
+    body(int64_t(0), count);
+    return;
+  }
+  std::vector<std::thread> workers;
+  workers.reserve(size_t(threads - 1));
+  const int64_t chunk = (count + threads - 1) / threads;
+  for (int64_t thread = 1; thread < threads; thread++) {
+    const int64_t begin = std::min(count, thread * chunk), end = std::min(count, begin + chunk);
+    workers.emplace_back([&body, begin, end] { body(begin, end); });
+  }
+  body(int64_t(0), std::min(count, chunk));
+  for (std::thread& worker : workers) worker.join();
+}
+
+// setThreads(count): OpenBLAS's thread count for every later product, and the element-wise kernels'.
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!arguments(env, info, argv)) return nullptr;
-  openblas_set_num_threads(static_cast<int>(std::max<int64_t>(1, integer(env, argv[0]))));
+  elementwiseThreads = static_cast<int>(std::max<int64_t>(1, integer(env, argv[0])));
+  openblas_set_num_threads(elementwiseThreads);
   return undefinedValue(env);
 }
 
@@ -442,6 +469,7 @@ void binaryLevel(const float* a, const float* b, float* out, const std::vector<i
   }
 }
 
+// Split across threads along the outermost axis: each range of it is a broadcast of its own.
 template <int Op>
 void binaryRun(const float* a, const float* b, float* out, const std::vector<int64_t>& shape, const std::vector<int64_t>& aStrides,
                const std::vector<int64_t>& bStrides, int64_t size) {
@@ -449,7 +477,12 @@ void binaryRun(const float* a, const float* b, float* out, const std::vector<int
     out[0] = apply<Op>(a[0], b[0]);
     return;
   }
-  binaryLevel<Op>(a, b, out, shape, aStrides, bStrides, 0, size);
+  const int64_t inner = size / shape[0];
+  parallelFor(shape[0], size, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> part(shape);
+    part[0] = end - begin;
+    if (part[0] > 0) binaryLevel<Op>(a + begin * aStrides[0], b + begin * bStrides[0], out + begin * inner, part, aStrides, bStrides, 0, part[0] * inner);
+  });
 }
 
 // binary(op, a, b, out, shape, aStrides, bStrides): element-wise float32 with broadcasting (strides in elements).
@@ -522,19 +555,25 @@ napi_value Unary(napi_env env, napi_callback_info info) {
     fail(env, "unary: x and out differ in length");
     return nullptr;
   }
-  switch (op) {
-    case kExp: unaryRun<kExp>(x.data, out.data, x.length); break;
-    case kNeg: unaryRun<kNeg>(x.data, out.data, x.length); break;
-    case kSqrt: unaryRun<kSqrt>(x.data, out.data, x.length); break;
-    case kRsqrt: unaryRun<kRsqrt>(x.data, out.data, x.length); break;
-    case kSquare: unaryRun<kSquare>(x.data, out.data, x.length); break;
-    case kAbs: unaryRun<kAbs>(x.data, out.data, x.length); break;
-    case kLog: unaryRun<kLog>(x.data, out.data, x.length); break;
-    case kSigmoid: unaryRun<kSigmoid>(x.data, out.data, x.length); break;
-    default:
-      fail(env, "unary: unknown operation");
-      return nullptr;
+  if (op < kExp || op > kSigmoid) {
+    fail(env, "unary: unknown operation");
+    return nullptr;
   }
+  parallelFor(int64_t(x.length), int64_t(x.length), [&](int64_t begin, int64_t end) {
+    const float* source = x.data + begin;
+    float* target = out.data + begin;
+    const size_t count = size_t(end - begin);
+    switch (op) {
+      case kExp: unaryRun<kExp>(source, target, count); break;
+      case kNeg: unaryRun<kNeg>(source, target, count); break;
+      case kSqrt: unaryRun<kSqrt>(source, target, count); break;
+      case kRsqrt: unaryRun<kRsqrt>(source, target, count); break;
+      case kSquare: unaryRun<kSquare>(source, target, count); break;
+      case kAbs: unaryRun<kAbs>(source, target, count); break;
+      case kLog: unaryRun<kLog>(source, target, count); break;
+      case kSigmoid: unaryRun<kSigmoid>(source, target, count); break;
+    }
+  });
   return undefinedValue(env);
 }
 
@@ -550,21 +589,23 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
     fail(env, "softmax: lengths do not match [rows, columns]");
     return nullptr;
   }
-  for (int64_t row = 0; row < rows; row++) {
-    const float* source = x.data + row * columns;
-    float* target = out.data + row * columns;
-    float maximum = -INFINITY;
-    for (int64_t column = 0; column < columns; column++) {
-      if (source[column] > maximum || source[column] != source[column]) maximum = source[column];
+  parallelFor(rows, rows * columns, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; row++) {
+      const float* source = x.data + row * columns;
+      float* target = out.data + row * columns;
+      float maximum = -INFINITY;
+      for (int64_t column = 0; column < columns; column++) {
+        if (source[column] > maximum || source[column] != source[column]) maximum = source[column];
+      }
+      double sum = 0;
+      for (int64_t column = 0; column < columns; column++) {
+        target[column] = float(std::exp(double(source[column] - maximum)));
+        sum += target[column];
+      }
+      const float total = float(sum);
+      for (int64_t column = 0; column < columns; column++) target[column] = target[column] / total;
     }
-    double sum = 0;
-    for (int64_t column = 0; column < columns; column++) {
-      target[column] = float(std::exp(double(source[column] - maximum)));
-      sum += target[column];
-    }
-    const float total = float(sum);
-    for (int64_t column = 0; column < columns; column++) target[column] = target[column] / total;
-  }
+  });
   return undefinedValue(env);
 }
 
