@@ -132,5 +132,6 @@ export function registerNativeBackend(options: NativeBackendOptions = {}): { rea
       tf.registerKernel({ ...config, backendName: NATIVE_BACKEND_NAME });
     }
   }
-  return { threads };
+  // What OpenBLAS took (it may cap the count at its build's maximum).
+  return { threads: addon.threads() };
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -764,22 +765,26 @@ napi_value Reduce(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  const napi_property_descriptor properties[] = {
-      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"batchMatMul", nullptr, BatchMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"biasActivation", nullptr, BiasActivation, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"matMul4bit", nullptr, MatMul4bit, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"matMulInt8", nullptr, MatMulInt8, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"decode4bit", nullptr, Decode4bit, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"decodeInt8", nullptr, DecodeInt8, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"transpose", nullptr, Transpose, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"reduce", nullptr, Reduce, nullptr, nullptr, nullptr, napi_default, nullptr},
+  const std::pair<const char*, napi_callback> functions[] = {
+      {"setThreads", SetThreads},
+      {"threads", Threads},
+      {"batchMatMul", BatchMatMul},
+      {"biasActivation", BiasActivation},
+      {"matMul4bit", MatMul4bit},
+      {"matMulInt8", MatMulInt8},
+      {"decode4bit", Decode4bit},
+      {"decodeInt8", DecodeInt8},
+      {"binary", Binary},
+      {"unary", Unary},
+      {"softmax", Softmax},
+      {"transpose", Transpose},
+      {"reduce", Reduce},
   };
-  napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
+  for (const auto& [name, callback] : functions) {
+    napi_value function;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &function);
+    napi_set_named_property(env, exports, name, function);
+  }
   return exports;
 }
 
