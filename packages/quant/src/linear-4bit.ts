@@ -30,8 +30,8 @@ type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
  * 8-bit codes (in words too) plus one fp32 per 256 blocks, so about 0.516 bytes per parameter with NF4 + double
  * quant. Each weight value is the single fp32 product `code · absmax` of bnb's `dequantize_4bit`, bit for bit,
  * and the forward computes `x·Wᵀ + b` in float32. On cpu/wasm (HOST_BACKENDS) a loop over the bytes dequantizes
- * straight into the transposed layout the product needs (about 5× faster there than a tf-op gather); on webgpu a
- * fused kernel dequantizes inside the matMul, so the float weight is never materialised; elsewhere tf ops
+ * straight into the transposed layout the product needs (about 5× faster there than a tf-op gather); on webgpu and
+ * native a fused kernel dequantizes tile by tile inside the matMul, so the float weight is never materialised; elsewhere tf ops
  * dequantize on the device. The gradient reaches the input only (the weight is frozen, as in bnb), and the
  * backward dequantizes again instead of keeping the float weight alive until then.
  */

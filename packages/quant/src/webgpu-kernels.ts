@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { elementwiseProgram, namedInputs as kernelNamedInputs, type WebgpuBackendLike } from '@peft-ts/core';
+import { MATMUL_INT8_KERNEL, registerNativeKernels, type Int8Layout } from './native-kernels.js';
 
 /**
  * WebGPU kernels of the quantized layers, registered with tfjs under their own names. For the 4-bit layer, one
@@ -16,6 +17,9 @@ export const DEQUANTIZE_4BIT_KERNEL = 'PeftDequantize4bit';
 export const MATMUL_4BIT_KERNEL = 'PeftMatMul4bit';
 export const INT8_CODES_KERNEL = 'PeftInt8Codes';
 export const NESTED_ABSMAX_KERNEL = 'PeftNestedAbsmax';
+
+/** Backends these kernels are registered for: webgpu here, native in native-kernels.ts. */
+export const FUSED_KERNEL_BACKENDS: ReadonlySet<string> = new Set(['webgpu', 'native']);
 
 /** The inputs both kernels read: packed words (int32), fp32 absmax per block, and the 16 fp32 code values. */
 export type FourBitKernelInputs = { readonly packed: tf.Tensor; readonly absmax: tf.Tensor; readonly code: tf.Tensor };
@@ -270,15 +274,21 @@ function ensureRegistered(): void {
   if (registered) return;
   registered = true;
   if (!tf.getKernel(MATMUL_4BIT_KERNEL, 'webgpu')) registerKernels();
+  registerNativeKernels({
+    dequantize4bit: DEQUANTIZE_4BIT_KERNEL,
+    matMul4bit: MATMUL_4BIT_KERNEL,
+    int8Codes: INT8_CODES_KERNEL,
+    nestedAbsmax: NESTED_ABSMAX_KERNEL,
+  });
 }
 
-/** The dequantized float32 [rows, columns] weight, on the webgpu backend. */
+/** The dequantized float32 [rows, columns] weight, on webgpu or native. */
 export function dequantize4bitKernel(inputs: FourBitKernelInputs, attributes: FourBitKernelAttributes): tf.Tensor2D {
   ensureRegistered();
   return tf.engine().runKernel(DEQUANTIZE_4BIT_KERNEL, { ...inputs }, { ...attributes }) as tf.Tensor2D;
 }
 
-/** `x·Wᵀ` (or `x·W`) for a 2-D x without materialising W, on the webgpu backend; differentiable in x. */
+/** `x·Wᵀ` (or `x·W`) for a 2-D x without materialising W, on webgpu or native; differentiable in x. */
 export function matMul4bitKernel(
   x: tf.Tensor,
   inputs: FourBitKernelInputs,
@@ -289,7 +299,7 @@ export function matMul4bitKernel(
   return tf.engine().runKernel(MATMUL_4BIT_KERNEL, { x, ...inputs }, { ...attributes, transposeWeight }) as tf.Tensor2D;
 }
 
-/** int8 codes stored offset-binary, four to a word, as float32 [rows, columns], on the webgpu backend. */
+/** int8 codes stored offset-binary, four to a word, as float32 [rows, columns], on webgpu or native. */
 export function int8CodesKernel(packed: tf.Tensor, rows: number, columns: number, offset: number): tf.Tensor2D {
   ensureRegistered();
   return tf.engine().runKernel(INT8_CODES_KERNEL, { packed }, { rows, columns, offset }) as tf.Tensor2D;
@@ -297,9 +307,19 @@ export function int8CodesKernel(packed: tf.Tensor, rows: number, columns: number
 
 /**
  * `map[code[b]] · scales[b >> blockShift]` for `blocks` codes stored four to a word (one fp32 multiply each, as the
- * host's double-quantization restore before its offset), on the webgpu backend.
+ * host's double-quantization restore before its offset), on webgpu or native.
  */
 export function nestedAbsmaxKernel(codes: tf.Tensor, map: tf.Tensor, scales: tf.Tensor, blocks: number, blockShift: number): tf.Tensor1D {
   ensureRegistered();
   return tf.engine().runKernel(NESTED_ABSMAX_KERNEL, { codes, map, scales }, { blocks, blockShift }) as tf.Tensor1D;
+}
+
+/**
+ * `x·Wᵀ` (transposeWeight) or `x·W` for a 2-D x and int8 codes W [weightRows, weightColumns] (offset-binary bytes in
+ * int32 words), on the native backend: with rowScales, W is bnb's dequantized `fp32(fp32(code·scale)·fp32(1/127))`;
+ * without, the integer codes, summed exactly over 1024 columns at a time (as the 8-bit layer's host product).
+ */
+export function matMulInt8Kernel(x: tf.Tensor, packed: tf.Tensor, rowScales: tf.Tensor | null, layout: Int8Layout, transposeWeight: boolean): tf.Tensor2D {
+  ensureRegistered();
+  return tf.engine().runKernel(MATMUL_INT8_KERNEL, { x, packed, ...(rowScales ? { rowScales } : {}) }, { ...layout, transposeWeight }) as tf.Tensor2D;
 }

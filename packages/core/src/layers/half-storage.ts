@@ -156,7 +156,8 @@ function widenTable(dtype: HalfDtype): Float32Array {
 export function widenHalfWords(words: tf.Tensor, columns: number, dtype: HalfDtype): tf.Tensor2D {
   const rows = words.shape[0]!;
   const backend = tf.getBackend();
-  if (HOST_BACKENDS.has(backend)) {
+  // The native backend holds host tensors too, so the host decode beats its (JavaScript) op kernels.
+  if (HOST_BACKENDS.has(backend) || backend === 'native') {
     return tf.tensor2d(widenHalfBits(unpackHalfRows(words.dataSync() as Int32Array, rows, columns), dtype), [rows, columns]);
   }
   if (backend === 'webgpu') {
