@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { PeftError } from '../errors.js';
+import { registerGradients } from './register-gradients.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -16,17 +17,6 @@ export type BackendInfo = {
 export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 export class BackendError extends PeftError {}
-
-let gradientsRegistered: Promise<unknown> | null = null;
-
-/**
- * `@tensorflow/tfjs-core`'s Node entry registers no gradients; the union package registers them
- * (once) into the same engine.
- */
-function registerGradients(): Promise<unknown> {
-  gradientsRegistered ??= import('@tensorflow/tfjs');
-  return gradientsRegistered;
-}
 
 async function activate(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new BackendError(`the ${name} backend failed to initialise`);

@@ -1,0 +1,15 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { expect, it } from 'vitest';
+import { describeWithBackends } from '../test/index.js';
+
+describeWithBackends('initBackend registers tfjs-core gradients', () => {
+  it('differentiates matMul and a reduction', () => {
+    const x = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    // d/dx sum(x·x) = 1·xᵀ + xᵀ·1 (row sums of x across, column sums down).
+    const gradient = tf.grad((input: tf.Tensor) => tf.sum(tf.matMul(input as tf.Tensor2D, input as tf.Tensor2D)))(x);
+    expect(Array.from(gradient.dataSync())).toEqual([7, 11, 9, 13]);
+  });
+});
