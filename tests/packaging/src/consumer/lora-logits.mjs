@@ -10,7 +10,8 @@ import { loadMistral } from '@peft-ts/model-mistral';
 const [fixtures] = process.argv.slice(2);
 await initBackend('cpu');
 const model = await loadMistral(join(fixtures, 'mistral', 'base_model'));
-const lora = await loadLoraModel(model, join(fixtures, 'mistral', 'lora', 'adapter'));
+// Trainable, so that the adapter weights are trainable variables (the fixture's dropout is 0: same logits).
+const lora = await loadLoraModel(model, join(fixtures, 'mistral', 'lora', 'adapter'), { isTrainable: true });
 const inputIds = (await readTensorFile(join(fixtures, 'mistral', 'inputs.safetensors'))).get('input_ids');
 const logits = model.forward({ inputIds }).logits;
 // Gradients come from tfjs-core's registration that initBackend performs; without it this throws.
