@@ -38,7 +38,7 @@ const samplesBefore = sample([]);
 console.log(`eval loss ${before.loss.toFixed(4)} (perplexity ${before.perplexity.toFixed(1)})\n${samplesBefore}\n`);
 
 console.log('== fine-tuning: QLoRA (NF4 + double quant) + DoRA, r=16, all linear layers');
-peftTs(['train', '--config', join(demo, 'demo.yaml'), '--output-dir', output]);
+peftTs(['train', '--config', join(demo, 'demo.yaml'), '--output-dir', output, '--overwrite-output-dir']);
 
 console.log('\n== after fine-tuning');
 const after = evaluate(['--adapter', output]);

@@ -104,7 +104,7 @@ async function main() {
     saveTotalLimit: 1,
     seed: 7,
   });
-  const datasets = await prepareDatasets({ ...settings, tokenizer });
+  const datasets = await prepareDatasets({ ...settings, tokenizer, vocabSize: modelConfig.vocab_size });
   console.log(`pretraining: ${datasets.training.length} blocks of 128 tokens`);
   manualSeed(settings.seed);
   const model = new MistralForCausalLM(modelConfig);

@@ -1,8 +1,11 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { SafetensorsFile } from '@peft-ts/core/safetensors';
 import { readTensorFile, writeTensorFile } from '@peft-ts/core';
+import { writeSafetensors } from '@peft-ts/core/safetensors';
 import { fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mistral7bV01Config } from '@peft-ts/model-mistral';
@@ -106,5 +109,126 @@ describe('peft-ts CLI', () => {
     const bad = await run('eval', '--backend', 'cpu', '--model', fixturePath('mistral', 'base_model'), '--data', data);
     expect(bad.stderr).toMatch(/error: .*bad\.jsonl:2: invalid JSON/);
     expect(await readFile(data, 'utf8')).toContain('input_ids');
+  });
+
+  describe('input validation', () => {
+    const demoModel = fileURLToPath(new URL('../demo/base-model/', import.meta.url));
+    const fixtureModel = fixturePath('mistral', 'base_model');
+    const lastLine = (text: string) => text.trim().split('\n').at(-1);
+
+    /** A copy of a model directory with config.json fields replaced and, optionally, one weight overwritten. */
+    async function modelCopy(name: string, from: string, config: Record<string, unknown>, nanTensor?: string): Promise<string> {
+      const directory = join(scratch, name);
+      await mkdir(directory, { recursive: true });
+      for (const file of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) await copyFile(join(from, file), join(directory, file)).catch(() => undefined);
+      const original = JSON.parse(await readFile(join(from, 'config.json'), 'utf8'));
+      await writeFile(join(directory, 'config.json'), JSON.stringify({ ...original, ...config }));
+      const weights = await SafetensorsFile.open(join(from, 'model.safetensors'));
+      const tensors = new Map();
+      for (const tensor of weights.tensorNames) tensors.set(tensor, await weights.readTensor(tensor));
+      await weights.close();
+      if (nanTensor) tensors.get(nanTensor).data.fill(Number.NaN, 0, 4);
+      await writeSafetensors(join(directory, 'model.safetensors'), tensors);
+      return directory;
+    }
+
+    it('numeric options name the flag and the kind of number expected', async () => {
+      const cases: [string[], string][] = [
+        [['train', '--max-steps', 'abc'], "error: option '--max-steps <steps>' argument 'abc' is invalid. expected -1 or an integer ≥ 1"],
+        [['train', '--learning-rate', '-1'], "error: option '--learning-rate <rate>' argument '-1' is invalid. expected a positive number"],
+        [['train', '--validation-split', '1'], "error: option '--validation-split <fraction>' argument '1' is invalid. expected a number in [0, 1)"],
+        [['eval', '--model', 'm', '--data', 'd', '--batch-size', '0'], "error: option '--batch-size <size>' argument '0' is invalid. expected an integer ≥ 1"],
+        [['eval', '--model', 'm', '--data', 'd', '--max-seq-length', '12x'], "error: option '--max-seq-length <length>' argument '12x' is invalid. expected an integer ≥ 1"],
+        [['generate', '--model', 'm', '--max-new-tokens', '0x10'], "error: option '--max-new-tokens <count>' argument '0x10' is invalid. expected an integer ≥ 0"],
+        [['generate', '--model', 'm', '--top-p', '1.5'], "error: option '--top-p <mass>' argument '1.5' is invalid. expected a number in (0, 1]"],
+        [['generate', '--model', 'm', '--temperature', ''], "error: option '--temperature <value>' argument '' is invalid. expected a positive number"],
+        [['plan', '--model', 'm', '--batch-size', '0'], "error: option '--batch-size <size>' argument '0' is invalid. expected an integer ≥ 1"],
+        [['plan', '--model', 'm', '--quant', '3bit'], "error: option '--quant <bits>' argument '3bit' is invalid. Allowed choices are 4bit, 8bit."],
+      ];
+      for (const [argv, message] of cases) {
+        const result = await run(...argv);
+        expect([argv.join(' '), result.code, lastLine(result.stderr)]).toEqual([argv.join(' '), 1, message]);
+      }
+    });
+
+    it('a bad value given on the command line is blamed on the option, not on the config file', async () => {
+      const config = join(scratch, 'split.yaml');
+      await writeFile(config, `model: ${demoModel}\ndata: { train: a.jsonl, validation: b.jsonl }\noutput_dir: out\n`);
+      const result = await run('train', '--config', config, '--validation-split', '0.2');
+      expect(result.stderr).toBe('error: --validation-split: cannot be used together with `data.validation`; use one or the other\n');
+      await writeFile(config, `model: ${demoModel}\ndata: a.jsonl\noutput_dir: out\nmax_steps: 0\n`);
+      expect((await run('train', '--config', config, '--seed', '3')).stderr).toBe(`error: ${config}: max_steps: expected -1 or a positive integer, got 0\n`);
+    });
+
+    it('plan: positions past max_position_embeddings, adapter directories and missing paths', async () => {
+      const config = join(scratch, 'config.json');
+      await writeFile(config, JSON.stringify(mistral7b));
+      const tooLong = await run('plan', '--model', config, '--seq-length', '40000');
+      expect(tooLong.stderr).toBe(`error: --seq-length 40000: past max_position_embeddings 32768 (${config})\n`);
+      const adapter = join(scratch, 'plan-adapter');
+      await mkdir(adapter, { recursive: true });
+      const noConfig = await run('plan', '--model', config, '--adapter-config', adapter);
+      expect(noConfig.stderr).toBe(`error: --adapter-config ${adapter}: the directory holds no adapter_config.json\n`);
+      await writeFile(join(adapter, 'adapter_config.json'), JSON.stringify({ r: 8, target_modules: ['q_proj'], peft_type: 'LORA' }));
+      const planned = await run('plan', '--model', config, '--adapter-config', adapter, '--json');
+      expect(JSON.parse(planned.stdout).trainableParams).toBe(32 * 8 * (4096 + 4096));
+      const missing = join(scratch, 'no-such-model');
+      expect((await run('plan', '--model', missing)).stderr).toBe(`error: --model ${missing}: does not exist\n`);
+      const empty = join(scratch, 'empty-model');
+      await mkdir(empty, { recursive: true });
+      expect((await run('plan', '--model', empty)).stderr).toBe(`error: --model ${empty}: the directory holds no config.json\n`);
+    });
+
+    it('a missing --model, --adapter or --input is named with its option', async () => {
+      const missing = join(scratch, 'nowhere');
+      expect(lastLine((await run('eval', '--model', missing, '--data', 'd.jsonl')).stderr)).toBe(`error: --model ${missing}: does not exist`);
+      expect(lastLine((await run('generate', '--model', fixtureModel, '--adapter', missing, '--prompt', 'x')).stderr)).toBe(`error: --adapter ${missing}: does not exist`);
+      const logits = await run('logits', '--backend', 'cpu', '--model', fixtureModel, '--input', missing, '--out', join(scratch, 'l.safetensors'));
+      expect(lastLine(logits.stderr)).toBe(`error: --input ${missing}: does not exist`);
+    });
+
+    it('generate: past max_position_embeddings is an error, or with --truncate-prompt a warning', async () => {
+      const model = await modelCopy('short-context', demoModel, { max_position_embeddings: 24 });
+      const prompt = 'The jury said it did find that the city executive committee , which had over-all charge of the election';
+      const args = ['generate', '--backend', 'cpu', '--model', model, '--prompt', 'The jury', '--prompt', prompt, '--max-new-tokens', '8'];
+      const refused = await run(...args);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        new RegExp(`error: --prompt 2 is (\\d+) tokens; with --max-new-tokens 8 that passes max_position_embeddings 24 \\(${join(model, 'config.json')}\\): shorten it, lower --max-new-tokens, or pass --truncate-prompt to drop its first \\d+ tokens\n$`),
+      );
+      const truncated = await run(...args, '--truncate-prompt');
+      expect(truncated.code).toBe(0);
+      expect(truncated.stderr).toMatch(/warning: --prompt 2 is \d+ tokens; .* --truncate-prompt drops its first \d+ tokens\n/);
+      expect(truncated.stdout.trim().split('\n')).toHaveLength(2);
+      expect((await run('generate', '--model', model, '--max-new-tokens', '24', '--prompt', 'x')).stderr).toMatch(
+        /error: --max-new-tokens 24: leaves no room for a prompt within max_position_embeddings 24/,
+      );
+    });
+
+    it('generate --chat: a message without string content is named by file and index', async () => {
+      const chat = join(scratch, 'chat.json');
+      await writeFile(chat, JSON.stringify([{ role: 'user', content: 'hello' }, { role: 'assistant' }]));
+      const result = await run('generate', '--backend', 'cpu', '--model', demoModel, '--chat', chat);
+      expect(lastLine(result.stderr)).toBe(`error: ${chat}: messages[1]: "content" must be a string, got nothing`);
+      await writeFile(chat, '[{"role": "user", "content": "hi"},');
+      expect(lastLine((await run('generate', '--backend', 'cpu', '--model', demoModel, '--chat', chat)).stderr)).toMatch(
+        new RegExp(`^error: --chat ${chat}: invalid JSON \\(`),
+      );
+    });
+
+    it('eval: token ids past vocab_size and NaN weights are reported before any step', async () => {
+      const data = join(scratch, 'ids.jsonl');
+      await writeFile(data, '{"input_ids": [1, 2, 3]}\n{"input_ids": [1, 2, 128]}\n');
+      const outside = await run('eval', '--backend', 'cpu', '--model', fixtureModel, '--data', data);
+      expect(lastLine(outside.stderr)).toBe(`error: ${data}:2: input_ids[2] is 128, not a token id of the model (vocab_size 128: ids 0 to 127)`);
+      const poisoned = await modelCopy('nan-weights', fixtureModel, {}, 'model.layers.0.mlp.up_proj.weight');
+      await writeFile(data, '{"input_ids": [1, 2, 3]}\n');
+      const warned = await run('eval', '--backend', 'cpu', '--model', poisoned, '--data', data);
+      const weights = join(poisoned, 'model.safetensors');
+      expect(warned.stderr).toContain(`warning: ${weights}: tensor "model.layers.0.mlp.up_proj.weight": 4 of `);
+      const strict = await run('eval', '--backend', 'cpu', '--model', poisoned, '--data', data, '--strict');
+      expect(strict.code).toBe(1);
+      expect(lastLine(strict.stderr)).toMatch(new RegExp(`^error: ${weights}: tensor "model.layers.0.mlp.up_proj.weight": 4 of \\d+ values are NaN or ±Inf$`));
+    });
   });
 });

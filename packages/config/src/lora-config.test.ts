@@ -304,25 +304,29 @@ describe('field errors name the field path and what was expected', () => {
 });
 
 describe('layer_replication', () => {
-  it('accepts ranges that overlap, repeat or are empty', () => {
+  it('accepts ranges that overlap or repeat, and an empty list (no replication, as in PEFT)', () => {
     const ranges = [
       [0, 16],
       [8, 24],
       [16, 32],
       [16, 32],
-      [3, 3],
     ];
     expect(parseStrict({ layer_replication: ranges }).layerReplication).toEqual(ranges);
+    expect(parseStrict({ layer_replication: [] }).layerReplication).toEqual([]);
   });
 
-  it('rejects a reversed range, naming its index', () => {
-    const error = errorFrom(() => parseStrict({ layer_replication: [[0, 4], [5, 2], [2, 5]] }));
-    expect(error.message).toBe('adapter_config.json: layer_replication[1]: range 1 [5, 2] is reversed; expected start <= end');
+  it.each([
+    [[[0, 4], [5, 2], [2, 5]], 'layer_replication[1]: range 1 [5, 2] is reversed; expected start < end'],
+    [[[0, 4], [3, 3]], 'layer_replication[1]: range 1 [3, 3] is empty; expected start < end'],
+    [[[-1, 2]], 'layer_replication[0][0]: expected a non-negative integer, got -1'],
+    [[[0, 2.5]], 'layer_replication[0][1]: expected a non-negative integer, got 2.5'],
+  ])('rejects the bad range in %j, naming its index', (ranges, expected) => {
+    expect(errorFrom(() => parseStrict({ layer_replication: ranges })).message).toBe(`adapter_config.json: ${expected}`);
   });
 
-  it('rejects reversed ranges given in code too', () => {
-    expect(errorFrom(() => createLoraConfig({ layerReplication: [[4, 0]] })).message).toBe(
-      'layerReplication[0]: range 0 [4, 0] is reversed; expected start <= end',
+  it('rejects reversed and empty ranges given in code too', () => {
+    expect(errorFrom(() => createLoraConfig({ layerReplication: [[4, 0], [2, 2]] })).message).toBe(
+      'layerReplication[0]: range 0 [4, 0] is reversed; expected start < end\nlayerReplication[1]: range 1 [2, 2] is empty; expected start < end',
     );
   });
 });

@@ -161,12 +161,13 @@ const loraConfigFileShape = {
     .array(layerRange, expected('a list of [start, end] layer ranges'))
     .superRefine((ranges, context) => {
       ranges.forEach(([start, end], index) => {
-        // A negative index is already reported; calling its range reversed too would only add noise.
-        if (start > end && end >= 0) {
+        // A negative index is already reported; calling its range reversed too would only add noise. An empty range
+        // adds no layer, which is never what was meant (an empty list is how PEFT says "no replication").
+        if (start >= end && end >= 0) {
           context.addIssue({
             code: 'custom',
             path: [index],
-            message: `range ${index} [${start}, ${end}] is reversed; expected start <= end`,
+            message: `range ${index} [${start}, ${end}] is ${start === end ? 'empty' : 'reversed'}; expected start < end`,
           });
         }
       });

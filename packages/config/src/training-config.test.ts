@@ -22,6 +22,7 @@ describe('trainingConfig', () => {
       model: 'models/mistral',
       data: 'data/train.jsonl',
       outputDir: 'runs/first',
+      overwriteOutputDir: false,
       backend: 'auto',
       maxSeqLength: 512,
       packing: false,
@@ -39,8 +40,11 @@ describe('trainingConfig', () => {
       evalSteps: null,
       saveSteps: 500,
       saveTotalLimit: null,
+      divergenceFactor: 3,
+      zeroGradNormSteps: 3,
       seed: 42,
       gradientCheckpointing: false,
+      strict: false,
       lora: createLoraConfig(),
       quantization: null,
     };
@@ -89,7 +93,7 @@ describe('trainingConfig', () => {
     [{ data: '' }, 'data: expected a path to a JSONL file, got ""'],
     [{ lora: { target_modules: 5 } }, 'lora.target_modules: expected a list of names or a regex string, got 5'],
     [{ lora: { target_modules: 'q', layers_to_transform: [0] } }, 'lora.layers_to_transform: cannot be used when `target_modules` is a str (a regex); list the module names instead'],
-    [{ lora: { layer_replication: [[4, 0]] } }, 'lora.layer_replication[0]: range 0 [4, 0] is reversed; expected start <= end'],
+    [{ lora: { layer_replication: [[4, 0]] } }, 'lora.layer_replication[0]: range 0 [4, 0] is reversed; expected start < end'],
     [{ quantization: { load_in_4bit: true, load_in_8bit: true } }, 'quantization.load_in_4bit: `load_in_4bit` and `load_in_8bit` are both true, but only one can be used at the same time'],
     [{ max_steps: 0 }, 'max_steps: expected -1 or a positive integer, got 0'],
     [{ learning_rate: 0 }, 'learning_rate: expected a positive number, got 0'],
@@ -99,6 +103,10 @@ describe('trainingConfig', () => {
     [{ eval_steps: 0 }, 'eval_steps: expected a positive integer, got 0'],
     [{ seed: -1 }, 'seed: expected a non-negative integer, got -1'],
     [{ warmup_steps: 1.5 }, 'warmup_steps: expected a non-negative integer, got 1.5'],
+    [{ divergence_factor: 1 }, 'divergence_factor: expected 0 (off) or a number > 1, got 1'],
+    [{ divergence_factor: -2 }, 'divergence_factor: expected 0 (off) or a number > 1, got -2'],
+    [{ zero_grad_norm_steps: 2.5 }, 'zero_grad_norm_steps: expected a non-negative integer, got 2.5'],
+    [{ overwrite_output_dir: 'yes' }, 'overwrite_output_dir: expected true or false, got "yes"'],
     [
       { data: { train: 'a.jsonl', validation: 'b.jsonl' }, validation_split: 0.1 },
       'validation_split: cannot be used together with `data.validation`; use one or the other',
@@ -121,6 +129,15 @@ describe('trainingConfig', () => {
     expect(configErrorMessage(() => parseTrainingConfigJson('{"model": "m",\n "seed": 4 2}', { source: 'train.json' }))).toBe(
       "train.json: invalid JSON at line 2, column 12: expected ',' or '}' after a property value",
     );
+  });
+
+  it('reads the run-safety settings, 0 turning each divergence check off', () => {
+    expect(parse({ overwrite_output_dir: true, divergence_factor: 0, zero_grad_norm_steps: 0 })).toMatchObject({
+      overwriteOutputDir: true,
+      divergenceFactor: 0,
+      zeroGradNormSteps: 0,
+    });
+    expect(parse({ divergence_factor: 1.5 }).divergenceFactor).toBe(1.5);
   });
 
   it('accepts a validation split when there is no validation file', () => {

@@ -71,6 +71,7 @@ const data = z.union([path('a JSONL file'), dataFiles], {
 });
 
 const maxStepsExpectation = expected('-1 or a positive integer');
+const divergenceFactorExpectation = expected('0 (off) or a number > 1');
 
 /** Trainer settings, named and defaulted like Hugging Face TrainingArguments where they exist there. */
 const trainingConfigFileShape = {
@@ -83,6 +84,10 @@ const trainingConfigFileShape = {
   output_dir: path('the output directory').meta({
     description: 'Where checkpoints, the final adapter and logs are written.',
   }),
+  overwrite_output_dir: flag(
+    false,
+    'Start a new run in an output_dir that already holds files: the files a previous run wrote there are removed, others are kept.',
+  ),
   backend: z
     .enum(trainingBackends, expected(trainingBackends.map((backend) => `"${backend}"`).join(', ')))
     .default('auto')
@@ -141,10 +146,24 @@ const trainingConfigFileShape = {
     .nullable()
     .default(null)
     .meta({ description: 'Keep at most this many checkpoints, deleting the oldest; null keeps all.' }),
+  divergence_factor: z
+    .union([z.literal(0), z.number(divergenceFactorExpectation).gt(1, divergenceFactorExpectation)], divergenceFactorExpectation)
+    .default(3)
+    .meta({
+      description:
+        'Stop as diverged when the smoothed training loss rises above this multiple of its lowest value and above its value at the first step; 0 disables the check.',
+    }),
+  zero_grad_norm_steps: nonNegativeInteger()
+    .default(3)
+    .meta({
+      description:
+        "Stop as diverged after this many consecutive steps whose gradient norm vanished (0, or under 1e-5 of the first step's) while the smoothed training loss stayed above its lowest; 0 disables the check.",
+    }),
   seed: nonNegativeInteger()
     .default(42)
     .meta({ description: 'Seed for adapter initialisation, dropout and data shuffling.' }),
   gradient_checkpointing: flag(false, 'Recompute activations in the backward pass to save memory.'),
+  strict: flag(false, 'Refuse, instead of warning about, NaN or infinite values in the model or adapter weights being loaded.'),
   lora: loraConfigFileSchema
     .prefault({})
     .meta({ description: 'The adapter to train, in adapter_config.json form; omitted fields take PEFT\'s defaults.' }),
@@ -234,6 +253,7 @@ export function serializeTrainingConfig(config: TrainingConfigInput): string {
     weight_decay: new PythonFloat(file.weight_decay),
     max_grad_norm: new PythonFloat(file.max_grad_norm),
     validation_split: new PythonFloat(file.validation_split),
+    divergence_factor: new PythonFloat(file.divergence_factor),
     lora: loraConfigPythonValue(file.lora),
     quantization: file.quantization === null ? null : bitsAndBytesConfigPythonValue(file.quantization),
   });

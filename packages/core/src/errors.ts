@@ -32,3 +32,9 @@ export class UnknownAdapterError extends PeftError {}
 
 /** A merge was requested that cannot be done (non-finite result, unsupported base layer, shared weights). */
 export class MergeError extends PeftError {}
+
+/** A stored tensor holds NaN or ±Inf where the loader was told to refuse them (`strict`). */
+export class NonFiniteTensorError extends PeftError {}
+
+/** A stored tensor has a dtype the loader cannot use (e.g. an integer tensor among float weights). */
+export class TensorDtypeError extends PeftError {}

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError } from './errors.js';
+import { PeftError, TensorDtypeError } from './errors.js';
+import { checkFiniteValues, type FiniteCheck } from './finite-check.js';
 import {
   SafetensorsFile,
   int64ToInt32Array,
   writeSafetensors,
+  type SafetensorsDtype,
   type SafetensorsMetadata,
   type SafetensorsTensor,
 } from './safetensors/index.js';
@@ -13,7 +15,7 @@ import { writeFileAtomically } from './safetensors/write-file-atomically.js';
  * A safetensors tensor as a tfjs tensor: floats become float32, integers int32 (64-bit values
  * are range-checked), bytes and bools stay one byte per element in a bool tensor.
  */
-export function toTfTensor(tensor: SafetensorsTensor, name = 'tensor'): tf.Tensor {
+export function toTfTensor(tensor: SafetensorsTensor, name = 'tensor', file?: string): tf.Tensor {
   const shape = [...tensor.shape];
   switch (tensor.dtype) {
     case 'F32':
@@ -24,7 +26,7 @@ export function toTfTensor(tensor: SafetensorsTensor, name = 'tensor'): tf.Tenso
       return tf.tensor(Float32Array.from(tensor.data), shape, 'float32');
     case 'I64':
     case 'U64':
-      return tf.tensor(int64ToInt32Array(tensor.data, name), shape, 'int32');
+      return tf.tensor(int64ToInt32Array(tensor.data, name, file), shape, 'int32');
     case 'I32':
     case 'I16':
     case 'U16':
@@ -34,7 +36,7 @@ export function toTfTensor(tensor: SafetensorsTensor, name = 'tensor'): tf.Tenso
     case 'BOOL':
       return tf.tensor(tensor.data, shape, 'bool');
     default:
-      throw new PeftError(`${name}: dtype ${tensor.dtype} cannot be converted to a tfjs tensor`);
+      throw new TensorDtypeError(`${file ? `${file}: ` : ''}tensor ${JSON.stringify(name)}: dtype ${tensor.dtype} cannot be converted to a tfjs tensor`);
   }
 }
 
@@ -53,13 +55,41 @@ export async function fromTfTensor(tensor: tf.Tensor): Promise<SafetensorsTensor
   }
 }
 
+/** The dtypes model and adapter weights are stored in (all read as float32). */
+export const FLOAT_WEIGHT_DTYPES: readonly SafetensorsDtype[] = ['F32', 'F16', 'BF16'];
+
+export type ReadTensorFileOptions = {
+  /** Dtypes the caller can use: any other is a TensorDtypeError naming the tensor, its dtype and these, before any data is read. */
+  readonly dtypes?: readonly SafetensorsDtype[];
+  /** Check float tensors for NaN/±Inf as they are read (a warning, or an error when strict). */
+  readonly finiteCheck?: FiniteCheck;
+};
+
+/** Throws a TensorDtypeError for the first tensor whose dtype is not in `accepted`. */
+export function checkTensorDtype(dtype: SafetensorsDtype, accepted: readonly SafetensorsDtype[], where: { file: string; tensor: string }): void {
+  if (accepted.includes(dtype)) return;
+  throw new TensorDtypeError(
+    `${where.file}: tensor ${JSON.stringify(where.tensor)} has dtype ${dtype}; expected ${accepted.join(', ')}`,
+  );
+}
+
 /** Reads every tensor of a safetensors file into tfjs tensors (the caller disposes them). */
-export async function readTensorFile(path: string): Promise<Map<string, tf.Tensor>> {
+export async function readTensorFile(path: string, options: ReadTensorFileOptions = {}): Promise<Map<string, tf.Tensor>> {
   const file = await SafetensorsFile.open(path);
+  const result = new Map<string, tf.Tensor>();
   try {
-    const result = new Map<string, tf.Tensor>();
-    for (const name of file.tensorNames) result.set(name, toTfTensor(await file.readTensor(name), `${path}: ${name}`));
+    if (options.dtypes) for (const name of file.tensorNames) checkTensorDtype(file.info(name).dtype, options.dtypes, { file: path, tensor: name });
+    for (const name of file.tensorNames) {
+      const tensor = await file.readTensor(name);
+      if (options.finiteCheck && (tensor.data instanceof Float32Array || tensor.data instanceof Float64Array)) {
+        checkFiniteValues(tensor.data, { file: path, tensor: name }, options.finiteCheck);
+      }
+      result.set(name, toTfTensor(tensor, name, path));
+    }
     return result;
+  } catch (error) {
+    for (const tensor of result.values()) tensor.dispose();
+    throw error;
   } finally {
     await file.close();
   }

@@ -1,10 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
-import { PeftError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { FLOAT_WEIGHT_DTYPES, PeftError, StateDictError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
 import { parseLoraConfigJson, serializeLoraConfig, type LoraConfig } from '@peft-ts/config';
 import { adapterStateDict, describeAdapterLoad, loadAdapterStateDict, type AdapterLoadResult } from './adapter-state-dict.js';
-import { LoraModel, type LoraModelOptions } from './lora-model.js';
+import { resolveLayerSettings } from './resolve-layer-settings.js';
+import { LoraModel, PEFT_KEY_PREFIX, type LoraModelOptions } from './lora-model.js';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -57,11 +58,46 @@ export type LoadAdapterOptions = {
   adapterName?: string;
   /** False (the default) loads for inference: adapter parameters frozen, model in eval mode. */
   isTrainable?: boolean;
-  /** Unknown keys in adapter_config.json are an error (true) or a warning (false). */
+  /** Turns warnings into errors: unknown keys in adapter_config.json, and NaN/±Inf in the adapter's weights. */
   strict?: boolean;
   /** Config warnings and the weights' missing or unexpected keys (default `console.warn`). */
   onWarning?: (message: string) => void;
 };
+
+/**
+ * The adapter's weights: float dtypes only (an integer tensor is named with its dtype), NaN/±Inf warned about, and
+ * each stored rank equal to the config's, checked before the adapter layers are allocated at the config's rank (a
+ * wrong or corrupted `r` would otherwise allocate that many rows first, or fail inside tfjs).
+ */
+async function readAdapterWeights(directory: string, config: LoraConfig, options: LoadAdapterOptions): Promise<Map<string, tf.Tensor>> {
+  const path = join(directory, ADAPTER_WEIGHTS_FILE);
+  const tensors = await readTensorFile(path, { dtypes: FLOAT_WEIGHT_DTYPES, finiteCheck: { strict: options.strict, onWarning: options.onWarning } });
+  const mismatched: string[] = [];
+  for (const [key, tensor] of tensors) {
+    const down = /^(.+)\.lora_(?:embedding_)?A(?:\.weight)?$/.exec(key.startsWith(PEFT_KEY_PREFIX) ? key.slice(PEFT_KEY_PREFIX.length) : key);
+    if (!down) continue;
+    const { r } = resolveLayerSettings(down[1], config);
+    if (tensor.shape[0] !== r) mismatched.push(`${key} has rank ${tensor.shape[0]} [${tensor.shape.join(', ')}], the config gives r ${r}`);
+  }
+  if (mismatched.length > 0) {
+    tf.dispose([...tensors.values()]);
+    throw new StateDictError(`${path}: ranks do not fit ${join(directory, ADAPTER_CONFIG_FILE)} (r / rank_pattern): ${mismatched.join('; ')}`, [], [], mismatched);
+  }
+  return tensors;
+}
+
+/**
+ * Runs the adapter injection a config asks for; a config that cannot be applied to the model (target modules it
+ * lacks, layer ranges past its depth) is reported against the config file.
+ */
+function namingConfigFile<T>(directory: string, inject: () => T): T {
+  try {
+    return inject();
+  } catch (error) {
+    if (error instanceof PeftError && !error.message.includes(directory)) error.message = `${join(directory, ADAPTER_CONFIG_FILE)}: ${error.message}`;
+    throw error;
+  }
+}
 
 /**
  * Loads a PEFT adapter directory onto a base model (PEFT `PeftModel.from_pretrained`). Weights load as PEFT loads
@@ -74,9 +110,9 @@ export async function loadLoraModel<MODEL extends AdapterTargetModel>(
 ): Promise<LoraModel<MODEL>> {
   const adapterName = options.adapterName ?? 'default';
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
-  const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
+  const tensors = await readAdapterWeights(directory, config, options);
   try {
-    const loraModel = new LoraModel(model, config, { adapterName, method: options.method, onWarning: options.onWarning });
+    const loraModel = namingConfigFile(directory, () => new LoraModel(model, config, { adapterName, method: options.method, onWarning: options.onWarning }));
     loadWeights(loraModel, tensors, adapterName, directory, options);
     if (!options.isTrainable) model.eval();
     return loraModel;
@@ -95,9 +131,9 @@ export async function loadAdapter(
   options: LoadAdapterOptions & { adapterName: string },
 ): Promise<AdapterLoadResult> {
   const config = { ...(await readAdapterConfig(directory, options)), inferenceMode: !options.isTrainable };
-  const tensors = await readTensorFile(join(directory, ADAPTER_WEIGHTS_FILE));
+  const tensors = await readAdapterWeights(directory, config, options);
   try {
-    loraModel.addAdapter(options.adapterName, config);
+    namingConfigFile(directory, () => loraModel.addAdapter(options.adapterName, config));
     try {
       return loadWeights(loraModel, tensors, options.adapterName, directory, options);
     } catch (error) {

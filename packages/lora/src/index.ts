@@ -8,3 +8,7 @@ export * from './resolve-layer-settings.js';
 export * from './adapter-state-dict.js';
 export * from './adapter-io.js';
 export * from './modules-to-save-wrapper.js';
+export * from './merge-utils.js';
+export * from './weighted-adapter.js';
+export * from './loftq.js';
+export * from './replace-lora-weights-loftq.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Embedding, Parameter, ParameterDict, embeddingLookup, matMul, nextSeed } from '@peft-ts/core';
+import { loftqLayerError } from './loftq.js';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 
 /**
@@ -25,6 +26,7 @@ export class LoraEmbedding extends LoraLayer<Embedding> {
 
   protected createAdapterWeights(adapterName: string, settings: LoraAdapterSettings): void {
     const { numEmbeddings, embeddingDim } = this.baseLayer;
+    if (settings.initLoraWeights === 'loftq') throw loftqLayerError();
     const aShape = [settings.r, numEmbeddings];
     const bShape = [embeddingDim, settings.r];
     if (this.isShapeOnly) {

@@ -11,6 +11,7 @@ import {
   currentRowAdapters,
   type WeightAccess,
 } from '@peft-ts/core';
+import type { LoftqSettings } from './loftq.js';
 
 export type InitLoraWeights = boolean | 'gaussian' | 'loftq';
 
@@ -22,6 +23,8 @@ export type LoraAdapterSettings = {
   readonly initLoraWeights: InitLoraWeights;
   readonly useRslora: boolean;
   readonly useDora: boolean;
+  /** Set with `initLoraWeights: 'loftq'` when the method has a quantizer. */
+  readonly loftq?: LoftqSettings;
 };
 
 /** `alpha / r`, or rsLoRA's `alpha / √r`. */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Linear, ModuleDict, PeftError, linear, matMul, nextSeed, type LinearLike } from '@peft-ts/core';
+import { loftqFactors, loftqLayerError } from './loftq.js';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 
 /** A and B weights for one adapter, per `init_lora_weights` (PEFT 0.10 §A.8). */
@@ -19,8 +20,10 @@ export function initialLoraFactors(
     case false:
       // No reset: both keep PyTorch's default layer init, so the adapter is not a no-op.
       return { a: uniform(shapes.a, shapes.fanInA), b: uniform(shapes.b, shapes.fanInB) };
+    case 'loftq':
+      throw loftqLayerError();
     default:
-      throw new PeftError(`init_lora_weights: '${String(settings.initLoraWeights)}' is not supported (expected true, false or "gaussian")`);
+      throw new PeftError(`init_lora_weights: '${String(settings.initLoraWeights)}' is not supported (expected true, false, "gaussian" or "loftq")`);
   }
 }
 
@@ -47,18 +50,39 @@ export class LoraLinear extends LoraLayer<LinearLike> {
     const a = new Linear(inFeatures, settings.r, { bias: false, meta: true });
     const b = new Linear(settings.r, outFeatures, { bias: false, meta: true });
     if (!this.isShapeOnly) {
-      const factors = initialLoraFactors(settings, {
+      const shapes = {
         a: [settings.r, inFeatures],
         b: [outFeatures, settings.r],
         fanInA: inFeatures,
         fanInB: settings.r,
-      });
+      };
+      const factors = settings.initLoraWeights === 'loftq' ? this.loftqInitialFactors(settings) : initialLoraFactors(settings, shapes);
       a.weight.set(factors.a);
       b.weight.set(factors.b);
       tf.dispose([factors.a, factors.b]);
     }
     this.child<ModuleDict<Linear>>('lora_A').set(adapterName, a);
     this.child<ModuleDict<Linear>>('lora_B').set(adapterName, b);
+  }
+
+  /** LoftQ (PEFT 0.10): A/B fit the quantization error, and the base weight becomes its dequantized quantization. */
+  private loftqInitialFactors(settings: LoraAdapterSettings): { a: tf.Tensor; b: tf.Tensor } {
+    const base = this.baseLayer;
+    if (!(base instanceof Linear)) {
+      throw new PeftError('init_lora_weights: "loftq" needs the float weights of a Linear layer; quantize the model after the LoftQ initialisation');
+    }
+    if (!settings.loftq) {
+      throw new PeftError(
+        'init_lora_weights: "loftq" needs a quantizer: inject with createLoraMethod({ loftqQuantizer }) (loftqQuantizer from @peft-ts/quant)',
+      );
+    }
+    const { inFeatures, outFeatures } = base;
+    const weight = base.parameter('weight');
+    const factors = loftqFactors(weight.value.dataSync() as Float32Array, [outFeatures, inFeatures], settings.r, settings.loftq);
+    const quantized = tf.tensor(factors.quantized, [outFeatures, inFeatures]);
+    weight.set(quantized);
+    quantized.dispose();
+    return { a: tf.tensor(factors.a, [settings.r, inFeatures]), b: tf.tensor(factors.b, [outFeatures, settings.r]) };
   }
 
   protected deleteAdapterWeights(adapterName: string): void {

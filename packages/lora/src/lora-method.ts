@@ -1,4 +1,4 @@
-import { Conv2d, Embedding, PeftError, isLinearLike, type AdapterDispatcher, type AdapterMethod } from '@peft-ts/core';
+import { Conv2d, Embedding, PeftError, isLinearLike, type AdapterDispatcher, type AdapterMethod, type QuantizationRoundTrip } from '@peft-ts/core';
 import type { LoraConfig } from '@peft-ts/config';
 import { LoraConv2d } from './lora-conv2d.js';
 import { LoraEmbedding } from './lora-embedding.js';
@@ -24,13 +24,21 @@ function variantFor(kind: keyof DoraVariants, useDora: boolean, key: string, var
  * The LoRA method: dispatchers for an existing LoRA layer (adds another adapter), any linear-like
  * layer (float or quantized, through WeightAccess), Embedding and Conv2d, tried in that order.
  */
-export function createLoraMethod(options: { type?: string; doraVariants?: DoraVariants } = {}): AdapterMethod<LoraConfig> {
+export function createLoraMethod(
+  options: {
+    type?: string;
+    doraVariants?: DoraVariants;
+    /** Enables `init_lora_weights: "loftq"` (`loftqQuantizer` from @peft-ts/quant). */
+    loftqQuantizer?: QuantizationRoundTrip;
+  } = {},
+): AdapterMethod<LoraConfig> {
   const variants = options.doraVariants ?? {};
+  const resolveSettings = (key: string, config: LoraConfig) => resolveLayerSettings(key, config, options.loftqQuantizer);
   const existingLayer: AdapterDispatcher<LoraConfig> = {
     supports: 'LoRA layers (another adapter)',
     create: ({ target, key, adapterName, config }) => {
       if (!(target instanceof LoraLayer)) return undefined;
-      const settings = resolveLayerSettings(key, config);
+      const settings = resolveSettings(key, config);
       const kind = target instanceof LoraConv2d ? 'conv2d' : 'linear';
       if (settings.useDora && target instanceof LoraEmbedding) throw embeddingDoraError(key);
       target.addAdapter(adapterName, settings, variantFor(kind, settings.useDora, key, variants));
@@ -41,7 +49,7 @@ export function createLoraMethod(options: { type?: string; doraVariants?: DoraVa
     supports: 'Linear (float, 8-bit, 4-bit)',
     create: ({ target, key, adapterName, config }) => {
       if (!isLinearLike(target)) return undefined;
-      const settings = resolveLayerSettings(key, config);
+      const settings = resolveSettings(key, config);
       const layer = new LoraLinear(target);
       layer.addAdapter(adapterName, settings, variantFor('linear', settings.useDora, key, variants));
       return layer;
@@ -51,7 +59,7 @@ export function createLoraMethod(options: { type?: string; doraVariants?: DoraVa
     supports: 'Embedding',
     create: ({ target, key, adapterName, config }) => {
       if (!(target instanceof Embedding)) return undefined;
-      const settings = resolveLayerSettings(key, config);
+      const settings = resolveSettings(key, config);
       if (settings.useDora) throw embeddingDoraError(key);
       const layer = new LoraEmbedding(target);
       layer.addAdapter(adapterName, settings);
@@ -62,7 +70,7 @@ export function createLoraMethod(options: { type?: string; doraVariants?: DoraVa
     supports: 'Conv2d',
     create: ({ target, key, adapterName, config }) => {
       if (!(target instanceof Conv2d)) return undefined;
-      const settings = resolveLayerSettings(key, config);
+      const settings = resolveSettings(key, config);
       const layer = new LoraConv2d(target);
       layer.addAdapter(adapterName, settings, variantFor('conv2d', settings.useDora, key, variants));
       return layer;

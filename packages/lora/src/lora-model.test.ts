@@ -1,8 +1,13 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AdapterInjectionError, MergeError, UnknownAdapterError, manualSeed } from '@peft-ts/core';
+import { AdapterInjectionError, MergeError, NonFiniteTensorError, TensorDtypeError, UnknownAdapterError, manualSeed } from '@peft-ts/core';
+import { writeSafetensors } from '@peft-ts/core/safetensors';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { createLoraConfig } from '@peft-ts/config';
 import { expect, it } from 'vitest';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadLoraModel, saveAdapter } from './adapter-io.js';
 import { LoraLinear } from './lora-linear.js';
 import { LoraModel } from './lora-model.js';
 import { resolvePatternKey } from './resolve-layer-settings.js';
@@ -219,6 +224,19 @@ describeWithBackends('LoraModel', () => {
   });
 });
 
+/** Saves an Mlp adapter with `r` on lin0 to a scratch directory, runs `body` on it, then removes it. */
+async function withSavedAdapter(r: number, body: (paths: { directory: string; config: string; weights: string }) => Promise<void>): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), 'peft-ts-adapter-'));
+  try {
+    await saveAdapter(new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0'], r })), directory);
+    await body({ directory, config: join(directory, ADAPTER_CONFIG_FILE), weights: join(directory, ADAPTER_WEIGHTS_FILE) });
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+const editFile = async (path: string, from: string, to: string) => writeFile(path, (await readFile(path, 'utf8')).replace(from, to));
+
 describeWithBackends('adapter loading errors', () => {
   it('loads what matches and reports missing and unexpected keys, as PEFT loads (strict=False)', async () => {
     const { mkdtemp, rm } = await import('node:fs/promises');
@@ -252,21 +270,42 @@ describeWithBackends('adapter loading errors', () => {
     }
   });
 
-  it('names every key whose shape does not fit the config (r in the config vs the checkpoint)', async () => {
-    const { mkdtemp, rm, writeFile, readFile } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { saveAdapter, loadLoraModel } = await import('./adapter-io.js');
-    const directory = await mkdtemp(join(tmpdir(), 'peft-ts-mismatch-'));
-    try {
-      await saveAdapter(new LoraModel(new Mlp(), createLoraConfig({ targetModules: ['lin0'], r: 4 })), directory);
-      const configPath = join(directory, 'adapter_config.json');
-      await writeFile(configPath, (await readFile(configPath, 'utf8')).replace('"r": 4', '"r": 2'));
+  it('names every key whose rank does not fit the config (r in the config vs the checkpoint), before allocating', () =>
+    withSavedAdapter(4, async ({ directory, config, weights }) => {
+      await editFile(config, '"r": 4', '"r": 2');
       await expect(loadLoraModel(new Mlp(), directory)).rejects.toThrow(
-        /adapter_model\.safetensors: adapter 'default' does not fit the model: shape mismatch.*base_model\.model\.lin0\.lora_A\.weight: model has float32 \[2,10\], checkpoint has float32 \[4,10\]/,
+        `${weights}: ranks do not fit ${config} (r / rank_pattern): base_model.model.lin0.lora_A.weight has rank 4 [4, 10], the config gives r 2`,
       );
-    } finally {
-      await rm(directory, { recursive: true, force: true });
-    }
-  });
+    }));
+
+  it('names the config file when its target modules are not in the model', () =>
+    withSavedAdapter(2, async ({ directory, config }) => {
+      await editFile(config, '"lin0"', '"lin9"');
+      await expect(loadLoraModel(new Mlp(), directory)).rejects.toThrow(new RegExp(`^${config}: target_modules \\["lin9"\\] not found in the base model`));
+    }));
+
+  it('names an integer tensor with its dtype and the accepted ones, and warns (or with strict refuses) NaN weights', () =>
+    withSavedAdapter(2, async ({ directory, weights }) => {
+      const lora = (key: string) => `base_model.model.lin0.${key}.weight`;
+      await writeSafetensors(weights, new Map([
+        [lora('lora_A'), { dtype: 'I64', shape: [2, 10], data: new BigInt64Array(20) }],
+        [lora('lora_B'), { dtype: 'F32', shape: [20, 2], data: new Float32Array(40) }],
+      ] as const));
+      const wrongDtype = loadLoraModel(new Mlp(), directory);
+      await expect(wrongDtype).rejects.toBeInstanceOf(TensorDtypeError);
+      await expect(wrongDtype).rejects.toThrow(`${weights}: tensor "${lora('lora_A')}" has dtype I64; expected F32, F16, BF16`);
+
+      const nan = new Float32Array(40).fill(Number.NaN, 0, 3);
+      await writeSafetensors(weights, new Map([
+        [lora('lora_A'), { dtype: 'F32', shape: [2, 10], data: new Float32Array(20) }],
+        [lora('lora_B'), { dtype: 'F32', shape: [20, 2], data: nan }],
+      ] as const));
+      const warnings: string[] = [];
+      await loadLoraModel(new Mlp(), directory, { onWarning: (message) => warnings.push(message) });
+      const expected = `${weights}: tensor "${lora('lora_B')}": 3 of 40 values are NaN or ±Inf`;
+      expect(warnings).toEqual([expected]);
+      const refusal = loadLoraModel(new Mlp(), directory, { strict: true });
+      await expect(refusal).rejects.toBeInstanceOf(NonFiniteTensorError);
+      await expect(refusal).rejects.toThrow(expected);
+    }));
 });

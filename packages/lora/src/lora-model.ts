@@ -17,6 +17,7 @@ import { appliedReplication, replicateLayers, unshareLayerParameters } from '@pe
 import { LoraLayer } from './lora-layer.js';
 import { loraMethod } from './lora-method.js';
 import { ModulesToSaveWrapper } from './modules-to-save-wrapper.js';
+import { addWeightedAdapter, type CombinationType, type WeightedAdapterOptions } from './weighted-adapter.js';
 
 /** The prefix PEFT puts before every module path in adapter files (`PeftModel.base_model.model`). */
 export const PEFT_KEY_PREFIX = 'base_model.model.';
@@ -92,6 +93,17 @@ export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> {
     if (this.configs.has(adapterName)) throw new PeftError(`adapter '${adapterName}' already exists`);
     this.inject(adapterName, config);
     this.activate(this.activeNames);
+  }
+
+  /** A new adapter combining others (PEFT `add_weighted_adapter`); see `addWeightedAdapter`. */
+  addWeightedAdapter(
+    adapters: readonly string[],
+    weights: readonly number[],
+    adapterName: string,
+    combinationType?: CombinationType,
+    options?: WeightedAdapterOptions,
+  ): Promise<void> {
+    return addWeightedAdapter(this, adapters, weights, adapterName, combinationType, options);
   }
 
   /**

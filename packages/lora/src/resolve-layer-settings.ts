@@ -1,4 +1,4 @@
-import { matchFromStart } from '@peft-ts/core';
+import { matchFromStart, type QuantizationRoundTrip } from '@peft-ts/core';
 import type { LoraConfig } from '@peft-ts/config';
 import type { LoraAdapterSettings } from './lora-layer.js';
 
@@ -14,8 +14,13 @@ export function resolvePatternKey(key: string, config: Pick<LoraConfig, 'rankPat
   return patternKeys.find((pattern) => matchFromStart(`.*\\.${pattern}$`, key) !== null) ?? key;
 }
 
-export function resolveLayerSettings(key: string, config: LoraConfig): LoraAdapterSettings {
+export function resolveLayerSettings(key: string, config: LoraConfig, loftqQuantizer?: QuantizationRoundTrip): LoraAdapterSettings {
   const patternKey = resolvePatternKey(key, config);
+  // PEFT 0.10 drops loftq_config on its way to the layer (always 4 bits, 1 iteration); later PEFT passes it, as here.
+  const loftq =
+    config.initLoraWeights === 'loftq' && loftqQuantizer
+      ? { bits: config.loftqConfig?.loftqBits ?? 4, iterations: config.loftqConfig?.loftqIter ?? 1, quantizer: loftqQuantizer }
+      : undefined;
   return {
     r: config.rankPattern?.[patternKey] ?? config.r,
     alpha: config.alphaPattern?.[patternKey] ?? config.loraAlpha,
@@ -23,5 +28,6 @@ export function resolveLayerSettings(key: string, config: LoraConfig): LoraAdapt
     initLoraWeights: config.initLoraWeights,
     useRslora: config.useRslora,
     useDora: config.useDora,
+    ...(loftq && { loftq }),
   };
 }

@@ -20,6 +20,8 @@ export { int8VectorwiseQuantize, type Int8Matrix, type Int8VectorwiseQuantized }
 export { Linear4bit, type Linear4bitOptions } from './linear-4bit.js';
 export { Linear8bitLt, type Linear8bitLtOptions } from './linear-8bit-lt.js';
 export { encodeNf4, NF4_CODE } from './nf4-code.js';
+export { nf4RoundTrip } from './nf4-round-trip.js';
+export { loftqQuantizer, normalFloatRoundTrip, normalMap } from './loftq-quantizer.js';
 export { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
 export { parseQuantState, type QuantStateJson } from './parse-quant-state.js';
 export {

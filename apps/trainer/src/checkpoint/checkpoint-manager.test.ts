@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { createTrainingConfig, serializeTrainingConfig } from '@peft-ts/config';
 import { describeWithBackends } from '@peft-ts/core/test';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CheckpointError } from './checkpoint-error.js';
@@ -115,6 +116,42 @@ describeWithBackends(
       await save(manager, 10, 'second save of step 10');
       expect(await readFile(join(outputDir, 'checkpoint-10', 'adapter_config.json'), 'utf8')).toBe('second save of step 10');
       expect((await readdir(outputDir)).sort()).toEqual(['checkpoint-10', 'checkpoint-3']);
+    });
+
+    it('never rotates away the best checkpoint; with a limit of 1 it keeps the best and the newest', async () => {
+      const saveWithBest = (manager: CheckpointManager, step: number, best: number) =>
+        manager.save({
+          trainerState: { ...trainerState(step), best_model_checkpoint: join(outputDir, `checkpoint-${best}`), best_metric: 0.5 },
+          optimizerState,
+          writeAdapter: adapterWriter(`adapter ${step}`),
+        });
+      const steps = async () => (await CheckpointManager.list(outputDir)).map((entry) => entry.step);
+      const manager = new CheckpointManager(outputDir, { saveTotalLimit: 2 });
+      for (const step of [1, 2, 3, 4]) await saveWithBest(manager, step, Math.min(step, 2));
+      expect(await steps()).toEqual([2, 4]);
+      const single = new CheckpointManager(outputDir, { saveTotalLimit: 1 });
+      await saveWithBest(single, 5, 2);
+      expect(await steps()).toEqual([2, 5]);
+      await saveWithBest(single, 6, 6);
+      expect(await steps()).toEqual([6]);
+    });
+
+    it('saves the training config with the checkpoint and reads it back; an older checkpoint without one reads as null', async () => {
+      const trainingConfig = createTrainingConfig({ model: 'm', data: 'd.jsonl', outputDir, learningRate: 1e-4 });
+      const directory = await new CheckpointManager(outputDir).save({
+        trainerState: trainerState(3),
+        optimizerState,
+        writeAdapter: adapterWriter('adapter'),
+        trainingConfig,
+      });
+      const loaded = await CheckpointManager.load(directory);
+      tf.dispose([...loaded.optimizerState.values()]);
+      expect(loaded.trainingConfig).toEqual(JSON.parse(serializeTrainingConfig(trainingConfig)));
+      expect(loaded.trainingConfig).toMatchObject({ learning_rate: 1e-4, output_dir: outputDir });
+      await rm(join(directory, 'training_config.json'));
+      const older = await CheckpointManager.load(directory);
+      tf.dispose([...older.optimizerState.values()]);
+      expect(older.trainingConfig).toBeNull();
     });
 
     it('reports a damaged trainer_state.json with the file and field', async () => {

@@ -1,17 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { serializeTrainingConfig, type TrainingConfig } from '@peft-ts/config';
 import { readTensorFile, writeTensorFile, writeTextFileAtomically } from '@peft-ts/core';
 import { CheckpointError } from './checkpoint-error.js';
 import { parseTrainerState, serializeTrainerState, type TrainerState } from './trainer-state.js';
 
 export const OPTIMIZER_FILE_NAME = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE_NAME = 'trainer_state.json';
+/** The run's resolved training config (snake_case keys), so a resume can say which settings changed. */
+export const TRAINING_CONFIG_FILE_NAME = 'training_config.json';
 
 const checkpointName = /^checkpoint-(\d+)$/;
 /** Prefix of directories being written or deleted; never mistaken for a checkpoint. */
 const temporaryPrefix = 'tmp-checkpoint-';
+
+/** Whether an output directory entry is a checkpoint, or a checkpoint being written or deleted. */
+export function isCheckpointEntryName(name: string): boolean {
+  return checkpointName.test(name) || name.startsWith(temporaryPrefix);
+}
 
 export type CheckpointContents = {
   readonly trainerState: TrainerState;
@@ -19,6 +27,7 @@ export type CheckpointContents = {
   readonly optimizerState: ReadonlyMap<string, tf.Tensor>;
   /** Writes the model's (adapter's) files into the directory. */
   readonly writeAdapter: (directory: string) => Promise<void>;
+  readonly trainingConfig?: TrainingConfig;
 };
 
 export type LoadedCheckpoint = {
@@ -26,6 +35,8 @@ export type LoadedCheckpoint = {
   readonly trainerState: TrainerState;
   /** Owned by the caller, who disposes them. */
   readonly optimizerState: Map<string, tf.Tensor>;
+  /** training_config.json as saved (snake_case keys); null for a checkpoint written before it was saved. */
+  readonly trainingConfig: Record<string, unknown> | null;
 };
 
 export type CheckpointEntry = { readonly step: number; readonly directory: string };
@@ -70,14 +81,19 @@ export class CheckpointManager {
       throw new CheckpointError(`${statePath}: cannot be read (${error.message})`);
     });
     const trainerState = parseTrainerState(text, statePath);
+    const trainingConfig = await readTrainingConfig(join(directory, TRAINING_CONFIG_FILE_NAME));
     const optimizerPath = join(directory, OPTIMIZER_FILE_NAME);
     const optimizerState = await readTensorFile(optimizerPath).catch((error: Error) => {
       throw new CheckpointError(`${optimizerPath}: cannot be read (${error.message})`);
     });
-    return { directory, trainerState, optimizerState };
+    return { directory, trainerState, optimizerState, trainingConfig };
   }
 
-  /** Writes `checkpoint-<global_step>` (replacing one of that step), then deletes the oldest beyond the limit. */
+  /**
+   * Writes `checkpoint-<global_step>` (replacing one of that step), then deletes the oldest beyond the limit, except
+   * the trainer state's `best_model_checkpoint`, which is kept as transformers keeps it (one more than the limit
+   * when the limit is 1 and the best is not the newest).
+   */
   async save(contents: CheckpointContents): Promise<string> {
     const step = contents.trainerState.global_step;
     await mkdir(this.outputDir, { recursive: true });
@@ -88,6 +104,9 @@ export class CheckpointManager {
     try {
       await contents.writeAdapter(temporary);
       await writeTensorFile(join(temporary, OPTIMIZER_FILE_NAME), contents.optimizerState);
+      if (contents.trainingConfig) {
+        await writeTextFileAtomically(join(temporary, TRAINING_CONFIG_FILE_NAME), serializeTrainingConfig(contents.trainingConfig));
+      }
       // The adapter writer may not sync its files; everything must be on disk before the rename publishes it.
       await syncTree(temporary);
       await writeTextFileAtomically(join(temporary, TRAINER_STATE_FILE_NAME), serializeTrainerState(contents.trainerState));
@@ -100,15 +119,19 @@ export class CheckpointManager {
       if (error instanceof CheckpointError) throw error;
       throw new CheckpointError(`${target}: checkpoint could not be written (${(error as Error).message})`);
     }
-    await this.rotate();
+    await this.rotate(contents.trainerState.best_model_checkpoint);
     return target;
   }
 
-  private async rotate(): Promise<void> {
+  private async rotate(best: string | null): Promise<void> {
     const limit = this.options.saveTotalLimit;
     if (limit == null) return;
-    const entries = await CheckpointManager.list(this.outputDir);
-    for (const { directory } of entries.slice(0, Math.max(0, entries.length - limit))) await this.discard(directory);
+    const newestFirst = (await CheckpointManager.list(this.outputDir)).map(({ directory }) => directory).reverse();
+    const kept = new Set(newestFirst.slice(0, 1));
+    const bestEntry = best === null ? undefined : newestFirst.find((directory) => resolve(directory) === resolve(best));
+    if (bestEntry) kept.add(bestEntry);
+    for (const directory of newestFirst) if (kept.size < limit) kept.add(directory);
+    for (const directory of newestFirst) if (!kept.has(directory)) await this.discard(directory);
   }
 
   /** Renames a directory out of the checkpoint namespace before deleting it, so a half-deleted one is never seen. */
@@ -127,6 +150,23 @@ export class CheckpointManager {
     for (const name of await readdir(this.outputDir)) {
       if (name.startsWith(temporaryPrefix)) await rm(join(this.outputDir, name), { recursive: true, force: true });
     }
+  }
+}
+
+async function readTrainingConfig(path: string): Promise<Record<string, unknown> | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new CheckpointError(`${path}: cannot be read (${(error as Error).message})`);
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+    throw new Error('expected an object of config keys');
+  } catch (error) {
+    throw new CheckpointError(`${path}: invalid JSON (${(error as Error).message})`);
   }
 }
 

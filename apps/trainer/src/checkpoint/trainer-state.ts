@@ -37,6 +37,17 @@ const trainerStateSchema = z.object({
   train_examples: positiveCount,
   loss_since_last_log: z.object({ sum: z.number(), steps: count }),
   total_loss: z.number(),
+  // The divergence checks' running values; absent in checkpoints written before them (the checks then restart).
+  divergence: z
+    .object({
+      loss_average: z.number(),
+      steps: count,
+      first_loss: z.number().nullable(),
+      lowest_smoothed_loss: z.number().nullable(),
+      first_grad_norm: z.number().nullable(),
+      zero_grad_norm_steps: count,
+    })
+    .optional(),
 });
 
 /** trainer_state.json: transformers' TrainerState plus the peft-ts fields an exact resume needs. */

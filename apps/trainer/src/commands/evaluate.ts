@@ -5,6 +5,7 @@ import { loadDataTokenizer } from '../session/load-model.js';
 import { trainableCausalModel } from '../session/trainable-causal-model.js';
 import { evaluateLoss } from '../training/evaluate-loss.js';
 import { addModelOptions, openModel, type ModelOptions } from './model-options.js';
+import { numberOption } from './numeric-option.js';
 
 export function registerEvalCommand(program: Command): void {
   addModelOptions(
@@ -12,15 +13,15 @@ export function registerEvalCommand(program: Command): void {
       .command('eval')
       .description('mean loss and perplexity of the model (with its adapters) on a JSONL file')
       .requiredOption('--data <file>', 'JSONL (text, messages, prompt/completion or input_ids)')
-      .option('--max-seq-length <length>', 'tokens per sequence', Number, 512)
-      .option('--batch-size <size>', 'sequences per batch', Number, 8)
+      .option('--max-seq-length <length>', 'tokens per sequence', numberOption('positiveInteger'), 512)
+      .option('--batch-size <size>', 'sequences per batch', numberOption('positiveInteger'), 8)
       .option('--disable-adapters', 'evaluate the base model')
       .option('--json', 'print JSON'),
   ).action(async (options: ModelOptions & { data: string; maxSeqLength: number; batchSize: number; disableAdapters?: boolean; json?: boolean }) => {
     const { model, lora } = await openModel(options, false);
     const tokenizer = await loadDataTokenizer(options.model);
     const settings = createTrainingConfig({ model: options.model, data: { train: options.data }, outputDir: '.', maxSeqLength: options.maxSeqLength });
-    const { training, padTokenId } = await prepareDatasets({ ...settings, tokenizer });
+    const { training, padTokenId } = await prepareDatasets({ ...settings, tokenizer, vocabSize: model.config.vocab_size });
     const run = () => evaluateLoss(trainableCausalModel(model, () => []), training, options.batchSize, padTokenId);
     const evaluation = options.disableAdapters && lora ? await lora.withAdaptersDisabled(run) : await run();
     const { loss, perplexity, examples } = evaluation;

@@ -1,13 +1,18 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PeftError } from '@peft-ts/core';
 import { generate } from '@peft-ts/model-mistral';
+import { parseChatMessages } from '../data/chat-messages.js';
+import type { ChatMessage } from '../data/text-tokenizer.js';
 import { addModelOptions, openModel, type ModelOptions } from './model-options.js';
+import { numberOption } from './numeric-option.js';
 
 type GenerateOptions = ModelOptions & {
   prompt: string[];
   chat?: string;
   maxNewTokens: number;
+  truncatePrompt?: boolean;
   doSample?: boolean;
   temperature?: number;
   topK?: number;
@@ -24,25 +29,26 @@ export function registerGenerateCommand(program: Command): void {
       .description('generate text from prompts (batched, left-padded) or a chat')
       .option('--prompt <text>', 'a prompt (repeatable: prompts are batched)', (value: string, list: string[]) => [...list, value], [])
       .option('--chat <file>', 'JSON file with chat messages [{role, content}, …], rendered with the chat template')
-      .option('--max-new-tokens <count>', 'tokens to generate', Number, 40)
+      .option('--max-new-tokens <count>', 'tokens to generate', numberOption('nonNegativeInteger'), 40)
+      .option('--truncate-prompt', 'drop the start of a prompt that would not leave room for --max-new-tokens (default: an error)')
       .option('--do-sample', 'sample instead of greedy decoding')
-      .option('--temperature <value>', 'sampling temperature', Number)
-      .option('--top-k <count>', 'sample among the k most likely tokens', Number)
-      .option('--top-p <mass>', 'nucleus sampling mass', Number)
-      .option('--repetition-penalty <factor>', 'penalise tokens already present', Number)
-      .option('--seed <seed>', 'sampling seed', Number)
+      .option('--temperature <value>', 'sampling temperature', numberOption('positiveNumber'))
+      .option('--top-k <count>', 'sample among the k most likely tokens', numberOption('nonNegativeInteger'))
+      .option('--top-p <mass>', 'nucleus sampling mass', numberOption('probability'))
+      .option('--repetition-penalty <factor>', 'penalise tokens already present', numberOption('positiveNumber'))
+      .option('--seed <seed>', 'sampling seed', numberOption('nonNegativeInteger'))
       .option('--stop <text>', 'stop when this token is produced (repeatable)', (value: string, list: string[]) => [...list, value], []),
   ).action(async (options: GenerateOptions) => {
     const { model, tokenizer } = await openModel(options);
     const texts = options.prompt;
     let prompts: number[][];
     if (options.chat) {
-      const messages = JSON.parse(await readFile(options.chat, 'utf8'));
-      prompts = [tokenizer!.encodeChat(messages, { addGenerationPrompt: true })];
+      prompts = [tokenizer!.encodeChat(await readChatFile(options.chat), { addGenerationPrompt: true })];
     } else {
       if (texts.length === 0) throw new PeftError('give --prompt TEXT (repeatable) or --chat FILE');
       prompts = texts.map((text) => tokenizer!.encode(text));
     }
+    prompts = fitPositions(prompts, options, model.config.max_position_embeddings, join(options.model, 'config.json'));
     const stopTokenIds = [
       ...(tokenizer!.eosTokenId === null ? [] : [tokenizer!.eosTokenId]),
       ...options.stop.map((text) => {
@@ -66,5 +72,44 @@ export function registerGenerateCommand(program: Command): void {
       const prompt = options.chat ? '' : texts[index];
       process.stdout.write(`${prompt}${tokenizer!.decode(tokens, { skipSpecialTokens: true })}\n`);
     });
+  });
+}
+
+/** A `--chat` file: a JSON array of {role, content} messages, each checked (by index) before anything is rendered. */
+async function readChatFile(path: string): Promise<ChatMessage[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new PeftError(`--chat ${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new PeftError(`--chat ${path}: invalid JSON (${(error as Error).message})`);
+  }
+  return parseChatMessages(value, path);
+}
+
+/**
+ * Each prompt plus --max-new-tokens must fit max_position_embeddings: past it the model produces noise. Too long a
+ * prompt is an error, or with --truncate-prompt loses its start (the end is what the continuation follows from).
+ */
+function fitPositions(prompts: number[][], options: GenerateOptions, positions: number, configFile: string): number[][] {
+  const { maxNewTokens } = options;
+  if (maxNewTokens >= positions) {
+    throw new PeftError(`--max-new-tokens ${maxNewTokens}: leaves no room for a prompt within max_position_embeddings ${positions} (${configFile})`);
+  }
+  const room = positions - maxNewTokens;
+  return prompts.map((prompt, index) => {
+    if (prompt.length <= room) return prompt;
+    const which = options.chat ? `--chat ${options.chat}` : `--prompt ${index + 1}`;
+    const problem = `${which} is ${prompt.length} tokens; with --max-new-tokens ${maxNewTokens} that passes max_position_embeddings ${positions} (${configFile})`;
+    if (!options.truncatePrompt) {
+      throw new PeftError(`${problem}: shorten it, lower --max-new-tokens, or pass --truncate-prompt to drop its first ${prompt.length - room} tokens`);
+    }
+    process.stderr.write(`warning: ${problem}; --truncate-prompt drops its first ${prompt.length - room} tokens\n`);
+    return prompt.slice(prompt.length - room);
   });
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { PeftError, readTensorFile, writeTensorFile } from '@peft-ts/core';
 import { addModelOptions, openModel, type ModelOptions } from './model-options.js';
+import { existingPath } from './option-path.js';
 
 /** `peft-ts logits`: float32 logits for stored input ids, the tool for checking parity with Python. */
 export function registerLogitsCommand(program: Command): void {
@@ -15,6 +16,7 @@ export function registerLogitsCommand(program: Command): void {
       .option('--disable-adapters', 'compute with adapters disabled'),
   ).action(async (options: ModelOptions & { input: string; out: string; merge?: boolean; disableAdapters?: boolean }) => {
     const { model, lora } = await openModel(options, false);
+    await existingPath('--input', options.input);
     const inputs = await readTensorFile(options.input);
     const inputIds = inputs.get('input_ids');
     if (!inputIds || inputIds.rank !== 2 || inputIds.dtype !== 'int32') {

@@ -1,13 +1,13 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Command } from 'commander';
-import { countParameters, isLinearLike, type Module } from '@peft-ts/core';
+import { Option, type Command } from 'commander';
+import { PeftError, countParameters, isLinearLike, type Module } from '@peft-ts/core';
 import { parseLoraConfigJson } from '@peft-ts/config';
-import { doraMethod } from '@peft-ts/dora';
-import { LoraModel } from '@peft-ts/lora';
+import { ADAPTER_CONFIG_FILE, LoraModel } from '@peft-ts/lora';
 import { MistralForCausalLM, parseMistralConfig } from '@peft-ts/model-mistral';
 import { quantizedWeightBytes } from '@peft-ts/quant';
+import { adapterMethod } from '../session/adapter-method.js';
 import type { QuantizationShorthand } from '../session/load-model.js';
+import { numberOption } from './numeric-option.js';
+import { readOptionFile } from './option-path.js';
 
 export type MemoryPlan = { weights: number; adapters: number; gradients: number; optimizerState: number; activations: number; total: number };
 
@@ -24,11 +24,6 @@ export type RunPlan = {
   gradientCheckpointing: boolean;
   memoryBytes: MemoryPlan;
 };
-
-async function readModelConfig(path: string): Promise<{ text: string; source: string }> {
-  const source = (await stat(path)).isDirectory() ? join(path, 'config.json') : path;
-  return { text: await readFile(source, 'utf8'), source };
-}
 
 /** Linear layers the quantizer replaces (every linear but the output head), by module path. */
 function quantizedLinearPaths(model: Module): Set<string> {
@@ -53,13 +48,17 @@ export async function planRun(options: {
   sequenceLength?: number;
   gradientCheckpointing?: boolean;
 }): Promise<RunPlan> {
-  const { text, source } = await readModelConfig(options.model);
+  const { text, source } = await readOptionFile('--model', options.model, 'config.json');
   const config = parseMistralConfig(text, { source });
+  if (options.sequenceLength !== undefined && options.sequenceLength > config.max_position_embeddings) {
+    throw new PeftError(`--seq-length ${options.sequenceLength}: past max_position_embeddings ${config.max_position_embeddings} (${source})`);
+  }
   const model = new MistralForCausalLM(config, { meta: true });
   const baseParams = countParameters(model).total;
   if (options.adapterConfig) {
-    const loraConfig = parseLoraConfigJson(await readFile(options.adapterConfig, 'utf8'), { source: options.adapterConfig });
-    new LoraModel(model, { ...loraConfig, inferenceMode: false }, { method: doraMethod });
+    const adapter = await readOptionFile('--adapter-config', options.adapterConfig, ADAPTER_CONFIG_FILE);
+    const loraConfig = parseLoraConfigJson(adapter.text, { source: adapter.source });
+    new LoraModel(model, { ...loraConfig, inferenceMode: false }, { method: adapterMethod });
   }
   const counts = countParameters(model);
   const trainableParams = options.adapterConfig ? counts.trainable : counts.total;
@@ -143,10 +142,10 @@ export function registerPlanCommand(program: Command): void {
     .command('plan')
     .description('layers, parameters and memory of a run, from shapes alone (no weights loaded)')
     .requiredOption('--model <dir|config.json>', 'model directory or its config.json')
-    .option('--adapter-config <file>', 'adapter_config.json (PEFT format) to plan adapters and layer replication')
-    .option('--quant <bits>', '4bit or 8bit base weights')
-    .option('--batch-size <size>', 'sequences per step, for the activation estimate', Number)
-    .option('--seq-length <length>', 'tokens per sequence, for the activation estimate', Number)
+    .option('--adapter-config <file|dir>', 'adapter_config.json (PEFT format), or an adapter directory, to plan adapters and layer replication')
+    .addOption(new Option('--quant <bits>', 'quantized base weights').choices(['4bit', '8bit']))
+    .option('--batch-size <size>', 'sequences per step, for the activation estimate', numberOption('positiveInteger'))
+    .option('--seq-length <length>', 'tokens per sequence, for the activation estimate', numberOption('positiveInteger'))
     .option('--gradient-checkpointing', 'estimate activations with per-layer checkpointing')
     .option('--json', 'print JSON')
     .action(async (options) => {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,20 @@ const bin = fileURLToPath(new URL('../../bin/peft-ts.mjs', import.meta.url));
 async function losses(outputDirectory: string): Promise<[number, number][]> {
   const lines = (await readFile(join(outputDirectory, 'metrics.jsonl'), 'utf8')).trim().split('\n');
   return lines.map((line) => JSON.parse(line)).filter((record) => record.loss !== undefined).map((record) => [record.step, record.loss]);
+}
+
+/** Runs the CLI with stderr captured. */
+async function runCli(args: string[]): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    return { code: await main(args), stderr };
+  } finally {
+    spy.mockRestore();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -96,13 +110,101 @@ describe('peft-ts train', () => {
     await exited;
     expect(await exists(join(output, 'checkpoint-4'))).toBe(true);
     expect(await exists(join(output, 'checkpoint-12'))).toBe(false);
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      expect(await main([...common, '--output-dir', output, '--resume'])).toBe(0);
-    } finally {
-      spy.mockRestore();
-    }
+    const resumed = await runCli([...common, '--output-dir', output, '--resume']);
+    expect(resumed.code).toBe(0);
+    const latest = /resuming from checkpoint-(\d+) \((.*)\), step (\d+)\n/.exec(resumed.stderr);
+    expect(latest).not.toBeNull();
+    expect([latest![2], latest![3]]).toEqual([join(output, `checkpoint-${latest![1]}`), latest![1]]);
+    expect(resumed.stderr).not.toContain('warning:');
     expect(await losses(output)).toEqual(reference);
+  });
+
+  it('refuses an output dir holding the data, or other files, and deletes nothing', async () => {
+    const before = (await readdir(scratch)).sort();
+    const intoData = await runCli([...common, '--output-dir', scratch, '--overwrite-output-dir']);
+    expect(intoData.code).toBe(1);
+    expect(intoData.stderr).toContain(`error: output_dir ${scratch} contains the training data (data) ${join(scratch, 'train.jsonl')}; `);
+    expect((await readdir(scratch)).sort()).toEqual(before);
+
+    const foreign = join(scratch, 'foreign');
+    await mkdir(foreign);
+    await writeFile(join(foreign, 'model.safetensors'), 'weights');
+    const refused = await runCli([...common, '--output-dir', foreign]);
+    expect(refused).toEqual({
+      code: 1,
+      stderr:
+        `error: output_dir ${foreign} is not empty and holds no training run (model.safetensors); choose a new or empty --output-dir, ` +
+        'or pass --overwrite-output-dir (overwrite_output_dir: true) to train there anyway: only the files a run writes are replaced, others are kept\n',
+    });
+    expect(await readdir(foreign)).toEqual(['model.safetensors']);
+  });
+
+  it('says that the output dir cannot be created before loading the model', async () => {
+    const file = join(scratch, 'train.jsonl');
+    const result = await runCli([...common, '--output-dir', join(file, 'run')]);
+    // Nothing else was printed: the check came before the backend and the model.
+    expect(result).toEqual({
+      code: 1,
+      stderr: `error: output_dir ${join(file, 'run')} cannot be created: ${file} is a file, not a directory; choose another --output-dir (output_dir)\n`,
+    });
+  });
+
+  it('refuses to start over in a previous run without --overwrite-output-dir, which then replaces only the run\'s files', async () => {
+    const output = join(scratch, 'again');
+    const short = [...common, '--output-dir', output, '--max-steps', '4'];
+    expect((await runCli(short)).code).toBe(0);
+    await writeFile(join(output, 'notes.txt'), 'mine');
+    const refused = await runCli(short);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`^error: output_dir ${output} holds a previous training run \\(adapter_config.json, .*\\); pass --resume to continue it, or --overwrite-output-dir`));
+    expect(await exists(join(output, 'checkpoint-4'))).toBe(true);
+
+    const overwritten = await runCli([...common, '--output-dir', output, '--max-steps', '2', '--overwrite-output-dir']);
+    expect(overwritten.code).toBe(0);
+    expect(overwritten.stderr).toContain(
+      `overwrite_output_dir: removed the previous run's adapter_config.json, adapter_model.safetensors, checkpoint-2, checkpoint-4, loss.svg, metrics.jsonl, report.html, trainer_state.json from ${output}; kept notes.txt\n`,
+    );
+    expect((await readdir(output)).sort()).toEqual(
+      ['adapter_config.json', 'adapter_model.safetensors', 'checkpoint-2', 'loss.svg', 'metrics.jsonl', 'notes.txt', 'report.html', 'trainer_state.json'],
+    );
+    expect((await losses(output)).map(([step]) => step)).toEqual([1, 2]);
+
+    const resumed = await runCli([...common, '--output-dir', output, '--max-steps', '3', '--learning-rate', '0.02', '--resume']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(
+      `resuming from checkpoint-2 (${join(output, 'checkpoint-2')}), step 2\n` +
+        'warning: settings changed since checkpoint-2 was saved: learning_rate 0.01 → 0.02, max_steps 2 → 3\n',
+    );
+  });
+
+  it('stops a run diverging at learning_rate 1e6 with an error, keeping the best checkpoint through save_total_limit', async () => {
+    const output = join(scratch, 'diverged');
+    const result = await runCli([...common, '--output-dir', output, '--learning-rate', '1e6', '--save-total-limit', '1']);
+    expect(result.code).toBe(1);
+    const best = join(output, 'checkpoint-2');
+    expect(result.stderr).toMatch(
+      new RegExp(
+        '\\nerror: step 5: the gradient norm has vanished \\(.*\\) for 3 consecutive steps while the smoothed loss .* \\(zero_grad_norm_steps\\): ' +
+          `nothing is being learned; training stopped without applying this step\\. The best checkpoint is ${best} \\(smoothed training loss \\d+\\.\\d{4}\\); ` +
+          `the last is ${join(output, 'checkpoint-4')}\\. Lower learning_rate \\(now 1000000\\), or raise zero_grad_norm_steps \\(--zero-grad-norm-steps\\); 0 turns the check off\\n$`,
+      ),
+    );
+    expect((await readdir(output)).sort()).toEqual(['checkpoint-2', 'checkpoint-4', 'metrics.jsonl']);
+  });
+
+  it('--data replaces the training file and keeps the validation file of the config', async () => {
+    const lines = (await readFile(join(demo, 'data', 'validation.jsonl'), 'utf8')).split('\n').slice(0, 8).join('\n');
+    await writeFile(join(scratch, 'valid.jsonl'), `${lines}\n`);
+    const config = join(scratch, 'with-validation.yaml');
+    const yaml = (await readFile(join(scratch, 'run.yaml'), 'utf8')).replace('data: train.jsonl', 'data: { train: missing.jsonl, validation: valid.jsonl }');
+    await writeFile(config, yaml);
+    const output = join(scratch, 'validated');
+    const result = await runCli(['train', '--config', config, '--data', join(scratch, 'train.jsonl'), '--output-dir', output, '--max-steps', '1']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(`data: --data replaces the training file; the validation file ${join(scratch, 'valid.jsonl')} from ${config} is kept\n`);
+    expect(result.stderr).toMatch(/data: \d+ training and 8 validation sequences/);
+    const records = (await readFile(join(output, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    expect(records.at(-1).eval_loss).toBeGreaterThan(0);
   });
 
   // The whole trainer path (4-bit load, DoRA, AdamW, checkpoints) on WebGPU; a software adapter is enough to check the numbers.

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { learningRateSchedulerTypes, trainingBackends } from '@peft-ts/config';
+import { numberOption } from './numeric-option.js';
 
 /** Command-line options of `train` (camelCase as commander parses them); each is also a config-file key. */
 export type TrainingOptions = {
@@ -7,6 +8,7 @@ export type TrainingOptions = {
   model?: string;
   data?: string;
   outputDir?: string;
+  overwriteOutputDir?: boolean;
   backend?: string;
   learningRate?: number;
   maxSteps?: number;
@@ -21,23 +23,21 @@ export type TrainingOptions = {
   evalSteps?: number;
   saveSteps?: number;
   saveTotalLimit?: number;
+  divergenceFactor?: number;
+  zeroGradNormSteps?: number;
   seed?: number;
   gradientCheckpointing?: boolean;
+  strict?: boolean;
   maxSeqLength?: number;
   packing?: boolean;
   validationSplit?: number;
-};
-
-const number = (value: string) => {
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed)) throw new Error(`expected a number, got '${value}'`);
-  return parsed;
 };
 
 const overrideKeys: readonly (keyof TrainingOptions)[] = [
   'model',
   'data',
   'outputDir',
+  'overwriteOutputDir',
   'backend',
   'learningRate',
   'maxSteps',
@@ -52,8 +52,11 @@ const overrideKeys: readonly (keyof TrainingOptions)[] = [
   'evalSteps',
   'saveSteps',
   'saveTotalLimit',
+  'divergenceFactor',
+  'zeroGradNormSteps',
   'seed',
   'gradientCheckpointing',
+  'strict',
   'maxSeqLength',
   'packing',
   'validationSplit',
@@ -65,25 +68,29 @@ export function addTrainingOptions(command: Command): Command {
     .option('--model <dir>', 'base model directory (config.json, safetensors, tokenizer.json)')
     .option('--data <file>', 'training data (JSONL: text, messages, prompt/completion or input_ids)')
     .option('--output-dir <dir>', 'where the adapter, checkpoints, metrics and report go')
+    .option('--overwrite-output-dir', "start over in an output dir holding a previous run (removes only that run's files)")
     .addOption(new Option('--backend <name>', 'tfjs backend').choices([...trainingBackends]))
-    .option('--learning-rate <rate>', 'peak learning rate', number)
-    .option('--max-steps <steps>', 'optimizer steps (overrides epochs)', number)
-    .option('--num-train-epochs <epochs>', 'epochs when max_steps is not set', number)
-    .option('--per-device-train-batch-size <size>', 'sequences per micro-batch', number)
-    .option('--gradient-accumulation-steps <steps>', 'micro-batches per optimizer step', number)
-    .option('--warmup-steps <steps>', 'linear warm-up steps', number)
+    .option('--learning-rate <rate>', 'peak learning rate', numberOption('positiveNumber'))
+    .option('--max-steps <steps>', 'optimizer steps (overrides epochs)', numberOption('stepCount'))
+    .option('--num-train-epochs <epochs>', 'epochs when max_steps is not set', numberOption('positiveNumber'))
+    .option('--per-device-train-batch-size <size>', 'sequences per micro-batch', numberOption('positiveInteger'))
+    .option('--gradient-accumulation-steps <steps>', 'micro-batches per optimizer step', numberOption('positiveInteger'))
+    .option('--warmup-steps <steps>', 'linear warm-up steps', numberOption('nonNegativeInteger'))
     .addOption(new Option('--lr-scheduler-type <type>', 'learning-rate schedule').choices([...learningRateSchedulerTypes]))
-    .option('--weight-decay <decay>', 'AdamW weight decay', number)
-    .option('--max-grad-norm <norm>', 'gradient clipping norm', number)
-    .option('--logging-steps <steps>', 'log every N steps', number)
-    .option('--eval-steps <steps>', 'evaluate every N steps', number)
-    .option('--save-steps <steps>', 'checkpoint every N steps', number)
-    .option('--save-total-limit <count>', 'checkpoints kept', number)
-    .option('--seed <seed>', 'random seed', number)
+    .option('--weight-decay <decay>', 'AdamW weight decay', numberOption('nonNegativeNumber'))
+    .option('--max-grad-norm <norm>', 'gradient clipping norm', numberOption('nonNegativeNumber'))
+    .option('--logging-steps <steps>', 'log every N steps', numberOption('positiveInteger'))
+    .option('--eval-steps <steps>', 'evaluate every N steps', numberOption('positiveInteger'))
+    .option('--save-steps <steps>', 'checkpoint every N steps', numberOption('positiveInteger'))
+    .option('--save-total-limit <count>', 'checkpoints kept (the best one is always kept too)', numberOption('positiveInteger'))
+    .option('--divergence-factor <factor>', 'stop when the smoothed loss exceeds this multiple of its lowest value (0: off)', numberOption('zeroOrAboveOne'))
+    .option('--zero-grad-norm-steps <steps>', 'stop after this many consecutive steps with a vanished gradient norm (0: off)', numberOption('nonNegativeInteger'))
+    .option('--seed <seed>', 'random seed', numberOption('nonNegativeInteger'))
     .option('--gradient-checkpointing', 'recompute activations in backward (less memory)')
-    .option('--max-seq-length <length>', 'tokens per sequence', number)
+    .option('--strict', 'refuse, instead of warning about, NaN/Inf in the model weights')
+    .option('--max-seq-length <length>', 'tokens per sequence', numberOption('positiveInteger'))
     .option('--packing', 'pack examples into max_seq_length blocks')
-    .option('--validation-split <fraction>', 'held-out fraction when there is no validation file', number);
+    .option('--validation-split <fraction>', 'held-out fraction when there is no validation file', numberOption('fraction'));
 }
 
 /** The options given on the command line, as config keys (camelCase; the config reader converts). */

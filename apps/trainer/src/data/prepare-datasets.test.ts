@@ -25,6 +25,7 @@ const options = (data: PrepareDatasetsOptions['data'], extra: Partial<PrepareDat
   validationSplit: 0,
   seed: 42,
   tokenizer,
+  vocabSize: 100,
   ...extra,
 });
 
@@ -77,7 +78,11 @@ describe('reading JSONL records', () => {
     ['[1, 2]', 1, /expected one of "text", "messages", "prompt"\+"completion", or "input_ids"$/],
     ['{"text": 3}', 1, /"text" must be a string$/],
     ['{"prompt": "only"}', 1, /"prompt" and "completion" must both be present/],
-    ['{"messages": [{"role": "user"}]}', 1, /"messages" must be a non-empty array of \{"role": string, "content": string\}/],
+    ['{"messages": []}', 1, /"messages" must be a non-empty array of \{"role": string, "content": string\} objects, got \[\]$/],
+    ['{"text": "ok"}\n{"messages": [{"role": "user", "content": "a"}, {"role": "assistant"}]}', 2, /messages\[1\]: "content" must be a string, got nothing$/],
+    ['{"messages": [{"role": "user", "content": ["a"]}]}', 1, /messages\[0\]: "content" must be a string, got \["a"\]$/],
+    ['{"messages": [{"content": "a"}]}', 1, /messages\[0\]: "role" must be a string, got nothing$/],
+    ['{"messages": [{"role": "user", "content": "a"}, 7]}', 1, /messages\[1\]: expected a \{"role": string, "content": string\} object, got 7$/],
     ['{"input_ids": [1, 2.5]}', 1, /"input_ids" must be a non-empty array of token ids/],
     ['{"input_ids": [1, 2], "labels": [1]}', 1, /"labels" has 1 entries, expected 2 like "input_ids"$/],
     ['{"input_ids": [1, 2], "attention_mask": [1, 2]}', 1, /"attention_mask" must be an array of 0 and 1$/],
@@ -86,6 +91,40 @@ describe('reading JSONL records', () => {
     const error = await failure(() => readExamples(path, { tokenizer }));
     expect(error.startsWith(`${path}:${line}: `)).toBe(true);
     expect(error).toMatch(message);
+  });
+
+  it('rejects invalid UTF-8 with the file, line and byte, and accepts a BOM and CRLF line ends', async () => {
+    const path = join(directory, 'latin1.jsonl');
+    await writeFile(path, Buffer.concat([Buffer.from('{"text": "ok"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+    expect(await failure(() => readExamples(path, { tokenizer }))).toBe(
+      `${path}:2: invalid UTF-8 (byte 0xe9 at byte 14 of the line); the file must be UTF-8`,
+    );
+    const cut = join(directory, 'cut.jsonl');
+    await writeFile(cut, Buffer.concat([Buffer.from('{"text": "ok"}\r\n\r\n{"text": "'), Buffer.from([0xe2, 0x82])]));
+    expect(await failure(() => readExamples(cut, { tokenizer }))).toBe(
+      `${cut}:3: invalid UTF-8 (the line ends inside a multi-byte character); the file must be UTF-8`,
+    );
+    const windows = join(directory, 'windows.jsonl');
+    await writeFile(windows, '\uFEFF{"text": "a"}\r\n{"text": "é"}\r\n');
+    expect((await readExamples(windows, { tokenizer })).map((example) => example.inputIds)).toEqual([
+      [tokenizer.bosTokenId, ...ids('a'), tokenizer.eosTokenId],
+      [tokenizer.bosTokenId, ...ids('é'), tokenizer.eosTokenId],
+    ]);
+  });
+
+  it('rejects token ids past the model\'s vocab_size before training, naming the line', async () => {
+    const path = await jsonl('ids.jsonl', ['{"input_ids": [1, 2, 3]}', '{"input_ids": [1, 99, 100, 4]}']);
+    expect(await failure(() => prepareDatasets(options(path)))).toBe(
+      `${path}:2: input_ids[2] is 100, not a token id of the model (vocab_size 100: ids 0 to 99)`,
+    );
+    const labels = await jsonl('labels.jsonl', ['{"input_ids": [1, 2, 3], "labels": [-100, 2, 300]}']);
+    expect(await failure(() => prepareDatasets(options(labels)))).toBe(
+      `${labels}:1: labels[2] is 300, not a token id of the model (vocab_size 100) nor -100`,
+    );
+    const text = await jsonl('text.jsonl', ['{"text": "fits"}', '{"text": "aP"}']);
+    expect(await failure(() => prepareDatasets(options(text, { vocabSize: 50 })))).toBe(
+      `${text}:2: the tokenizer produced token id 90 (token 2), past the model's vocab_size 50; the tokenizer does not belong to this model`,
+    );
   });
 
   it('reports a missing file, an empty file and a chat without a template', async () => {

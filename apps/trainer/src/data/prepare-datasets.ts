@@ -7,7 +7,7 @@ import type { TokenizeOptions } from './tokenize-record.js';
 import { IGNORE_INDEX, type TokenizedExample } from './tokenized-example.js';
 
 export type PrepareDatasetsOptions = Pick<TrainingConfig, 'data' | 'maxSeqLength' | 'packing' | 'validationSplit' | 'seed'> &
-  TokenizeOptions;
+  TokenizeOptions & { readonly vocabSize: number };
 
 export type DatasetStatistics = {
   readonly trainingRecords: number;

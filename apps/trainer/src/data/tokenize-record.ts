@@ -7,6 +7,8 @@ export type TokenizeOptions = {
   readonly tokenizer: TextTokenizer;
   /** Renders `messages` records; the tokenizer's own template is used when this is absent. */
   readonly chatTemplate?: ChatTemplate;
+  /** The model's vocab_size: token ids at or past it are rejected at load, naming the line, not at step 1. */
+  readonly vocabSize?: number;
 };
 
 /**

@@ -1,4 +1,5 @@
 import { DataFormatError } from './data-format-error.js';
+import { parseChatMessages } from './chat-messages.js';
 import type { ChatMessage } from './text-tokenizer.js';
 import { IGNORE_INDEX } from './tokenized-example.js';
 
@@ -48,13 +49,7 @@ export function parseTrainingRecord(value: unknown, location: string): TrainingR
     };
   }
   if ('messages' in value) {
-    const messages = value.messages;
-    const valid =
-      Array.isArray(messages) &&
-      messages.length > 0 &&
-      messages.every((message) => isObject(message) && typeof message.role === 'string' && typeof message.content === 'string');
-    if (!valid) return fail('"messages" must be a non-empty array of {"role": string, "content": string} objects');
-    return { format: 'messages', messages: (messages as ChatMessage[]).map(({ role, content }) => ({ role, content })) };
+    return { format: 'messages', messages: parseChatMessages(value.messages, location) };
   }
   if ('prompt' in value || 'completion' in value) {
     if (typeof value.prompt !== 'string' || typeof value.completion !== 'string') {

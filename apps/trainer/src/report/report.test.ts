@@ -34,6 +34,7 @@ const summary: TrainingSummary = {
   runtimeSeconds: 192,
   tokensPerSecond: 1234.4,
   lastCheckpoint: 'runs/<first>/checkpoint-30',
+  bestCheckpoint: null,
 };
 
 const records: MetricsRecord[] = Array.from({ length: 30 }, (_, index) => ({

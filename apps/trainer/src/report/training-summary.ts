@@ -16,6 +16,8 @@ export type TrainingSummary = {
   readonly runtimeSeconds: number;
   readonly tokensPerSecond: number | null;
   readonly lastCheckpoint: string | null;
+  /** trainer_state.json's best_model_checkpoint: by eval loss with a validation set, else by smoothed training loss. */
+  readonly bestCheckpoint: string | null;
 };
 
 const number = (value: number | null, digits = 4) => (value === null ? 'n/a' : value.toFixed(digits));
@@ -32,5 +34,6 @@ export function formatTrainingSummary(summary: TrainingSummary): string {
         : `, eval loss ${number(summary.evalLoss)} (perplexity ${number(summary.evalPerplexity, 2)}), best ${number(summary.bestEvalLoss)}`),
   ];
   if (summary.lastCheckpoint) lines.push(`last checkpoint: ${summary.lastCheckpoint}`);
+  if (summary.bestCheckpoint && summary.bestCheckpoint !== summary.lastCheckpoint) lines.push(`best checkpoint: ${summary.bestCheckpoint}`);
   return lines.join('\n');
 }

@@ -1,8 +1,8 @@
-import { PeftError } from '@peft-ts/core';
+import { PeftError, type FiniteCheck } from '@peft-ts/core';
 import { createBitsAndBytesConfig, type BitsAndBytesConfig, type BitsAndBytesConfigInput } from '@peft-ts/config';
-import { doraMethod } from '@peft-ts/dora';
 import { loadAdapter, loadLoraModel, type LoraModel } from '@peft-ts/lora';
 import { TokenizerError, loadMistral, loadTokenizer, readMistralConfig, type MistralForCausalLM, type MistralTokenizer } from '@peft-ts/model-mistral';
+import { adapterMethod } from './adapter-method.js';
 import type { TextTokenizer } from '../data/text-tokenizer.js';
 import { quantizedLinearFactory } from '@peft-ts/quant';
 
@@ -21,6 +21,12 @@ export function quantizationFromShorthand(shorthand: QuantizationShorthand | und
 }
 
 export type LoadedModel = { model: MistralForCausalLM; tokenizer: MistralTokenizer | null };
+
+/** `--strict` (config key `strict`): what is otherwise a warning on stderr (NaN/Inf weights, unknown adapter keys) is an error. */
+export type StrictLoading = { strict?: boolean };
+
+const warnOnStderr = (message: string) => process.stderr.write(`warning: ${message}\n`);
+const loadingChecks = (options: StrictLoading): FiniteCheck => ({ strict: options.strict ?? false, onWarning: warnOnStderr });
 
 /**
  * The model's tokenizer for the data pipeline; when the directory has none, a stand-in that
@@ -51,7 +57,7 @@ export async function loadDataTokenizer(directory: string): Promise<TextTokenize
  */
 export async function loadBaseModel(
   directory: string,
-  options: { quantization?: BitsAndBytesConfig; needsTokenizer?: boolean; onProgress?: (done: number, total: number) => void } = {},
+  options: { quantization?: BitsAndBytesConfig; needsTokenizer?: boolean; onProgress?: (done: number, total: number) => void } & StrictLoading = {},
 ): Promise<LoadedModel> {
   const quantized = options.quantization && (options.quantization.loadIn4bit || options.quantization.loadIn8bit);
   const quantize = quantized ? quantizedLinearFactory(options.quantization!) : undefined;
@@ -59,6 +65,7 @@ export async function loadBaseModel(
   const linearWeights = config.num_hidden_layers * 7 + 1;
   let done = 0;
   const model = await loadMistral(directory, {
+    ...loadingChecks(options),
     createLinear: (context) => {
       options.onProgress?.(++done, linearWeights);
       return quantize?.(context);
@@ -75,13 +82,14 @@ export async function loadBaseModel(
 export async function attachAdapters(
   model: MistralForCausalLM,
   directories: readonly string[],
-  options: { active?: string; isTrainable?: boolean } = {},
+  options: { active?: string; isTrainable?: boolean } & StrictLoading = {},
 ): Promise<LoraModel<MistralForCausalLM> | null> {
   if (directories.length === 0) return null;
   const names = directories.length === 1 ? ['default'] : directories.map((directory) => directory.replace(/\/+$/, '').split('/').pop()!);
-  const lora = await loadLoraModel(model, directories[0], { adapterName: names[0], method: doraMethod, isTrainable: options.isTrainable });
+  const common = { isTrainable: options.isTrainable, ...loadingChecks(options) };
+  const lora = await loadLoraModel(model, directories[0], { ...common, adapterName: names[0], method: adapterMethod });
   for (let index = 1; index < directories.length; index++) {
-    await loadAdapter(lora, directories[index], { adapterName: names[index], isTrainable: options.isTrainable });
+    await loadAdapter(lora, directories[index], { ...common, adapterName: names[index] });
   }
   if (options.active) await lora.setAdapter(options.active);
   return lora;

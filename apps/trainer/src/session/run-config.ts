@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { PeftError } from '@peft-ts/core';
 import { ConfigError, parseTrainingConfigObject, type TrainingConfig } from '@peft-ts/config';
 
-export class UsageError extends Error {}
+export class UsageError extends PeftError {}
 
 /** Reads a YAML or JSON config file into a plain object, naming the file (and line) on failure. */
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
@@ -28,7 +29,8 @@ const toSnakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${let
 
 /**
  * The training config: the file's keys, overridden by the command-line options given (relative
- * paths in a file resolve against the file's directory, on the command line against the cwd).
+ * paths in a file resolve against the file's directory, on the command line against the cwd). `--data` replaces
+ * only the training file of a `data: {train, validation}` mapping.
  */
 export async function resolveTrainingConfig(options: { config?: string; overrides: Record<string, unknown> }): Promise<TrainingConfig> {
   const base = options.config ? await readConfigFile(options.config) : {};
@@ -48,10 +50,28 @@ export async function resolveTrainingConfig(options: { config?: string; override
     const key = toSnakeCase(name);
     merged[key] = ['model', 'output_dir', 'data'].includes(key) && typeof value === 'string' ? resolve(value) : value;
   }
+  // `--data FILE` names the training file; a validation file the config names stays (the CLI has no option for it).
+  const validation = (base.data as { validation?: unknown } | undefined)?.validation;
+  if (typeof options.overrides.data === 'string' && validation !== undefined) merged.data = { train: merged.data, validation };
+  const fromCommandLine = new Set(Object.keys(options.overrides).filter((name) => options.overrides[name] !== undefined).map(toSnakeCase));
   try {
-    return parseTrainingConfigObject(merged, { source: options.config ?? 'command line' });
+    return parseTrainingConfigObject(merged);
   } catch (error) {
-    if (error instanceof ConfigError) throw new UsageError(error.message);
+    if (error instanceof ConfigError) throw new UsageError(blameConfigIssues(error, fromCommandLine, options.config));
     throw error;
   }
+}
+
+/**
+ * One line per issue, each naming where the value came from: the command-line option (`--learning-rate`) for keys
+ * given there, else the config file and key, so a bad flag is never reported as an error in a file that lacks it.
+ */
+function blameConfigIssues(error: ConfigError, fromCommandLine: ReadonlySet<string>, configFile: string | undefined): string {
+  return error.issues
+    .map(({ path, message }) => {
+      const key = path.split(/[.[]/)[0];
+      if (fromCommandLine.has(key)) return `--${key.replaceAll('_', '-')}${path.slice(key.length)}: ${message}`;
+      return [configFile ?? 'command line', path, message].filter(Boolean).join(': ');
+    })
+    .join('\n');
 }

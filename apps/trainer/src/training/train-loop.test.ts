@@ -9,13 +9,40 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CheckpointManager } from '../checkpoint/checkpoint-manager.js';
 import { MetricsLog } from '../report/metrics-log.js';
 import { NonFiniteLossError } from './non-finite-loss-error.js';
+import type { ToyLanguageModel } from './testing/toy-language-model.js';
 import { runToyTraining, type ToyTrainingOptions } from './testing/toy-training.js';
+import type { TrainableModel } from './trainable-model.js';
+import type { ResumeInfo } from './train-loop.js';
+import { TrainingDivergedError } from './training-diverged-error.js';
 import { TrainingError } from './training-error.js';
 
 const losses = (history: { step: number; loss?: number | null }[]) =>
   history.filter((entry) => entry.loss !== undefined).map((entry) => [entry.step, entry.loss]);
 const evalLosses = (history: { step: number; eval_loss?: number | null }[]) =>
   history.filter((entry) => entry.eval_loss !== undefined).map((entry) => [entry.step, entry.eval_loss]);
+
+/** The toy model with its training-mode loss replaced by `corrupt(call, loss)`, call counting from 1 (evaluation left alone). */
+function corruptTrainingLoss(model: ToyLanguageModel, corrupt: (call: number, loss: tf.Scalar) => tf.Scalar): TrainableModel {
+  let training = true;
+  let calls = 0;
+  return {
+    trainableParameters: () => model.trainableParameters(),
+    train: () => {
+      training = true;
+      model.train();
+    },
+    eval: () => {
+      training = false;
+      model.eval();
+    },
+    loss: (batch) => {
+      const loss = model.loss(batch);
+      if (!training) return loss;
+      calls += 1;
+      return tf.tidy(() => corrupt(calls, loss));
+    },
+  };
+}
 
 /** Per-step losses, the log history and the final weights of a run. */
 async function run(options: ToyTrainingOptions) {
@@ -117,6 +144,15 @@ describeWithBackends(
       const withoutTiming = (records: typeof straight.metrics) =>
         records.map(({ tokens_per_second: _, ...record }) => record);
       expect(withoutTiming(resumed.metrics)).toEqual(withoutTiming(straight.metrics));
+      // The divergence checks and the best checkpoint carry on from the checkpoint as if never interrupted.
+      const finalState = async (directory: string) => {
+        const saved = await CheckpointManager.load(join(directory, 'checkpoint-12'));
+        tf.dispose([...saved.optimizerState.values()]);
+        return saved.trainerState;
+      };
+      const [straightState, resumedState] = [await finalState(join(outputDir, 'straight')), await finalState(join(outputDir, 'resumed'))];
+      expect(resumedState.divergence).toEqual(straightState.divergence);
+      expect(resumedState.best_metric).toBe(straightState.best_metric);
     });
 
     it('refuses to resume into a different run, or with nothing to resume from', async () => {
@@ -129,28 +165,20 @@ describeWithBackends(
     });
 
     it('stops on a non-finite loss without applying or saving it; the last good checkpoint stays intact', async () => {
-      let calls = 0;
       const error = await run({
         outputDir,
         settings: { maxSteps: 12, saveSteps: 5, evalSteps: 100, gradientAccumulationSteps: 1 },
-        wrapModel: (model) => ({
-          trainableParameters: () => model.trainableParameters(),
-          train: () => void model.train(),
-          eval: () => void model.eval(),
-          // The 7th forward pass is step 7's (no evaluation runs before it with these settings): it yields NaN.
-          loss: (batch) => {
-            const loss = model.loss(batch);
-            calls += 1;
-            return calls === 7 ? tf.tidy(() => tf.mul(loss, NaN)) : loss;
-          },
-        }),
+        // Step 7's forward pass (the 7th in training mode) yields NaN.
+        wrapModel: (model) => corruptTrainingLoss(model, (call, loss) => (call === 7 ? tf.mul(loss, NaN) : loss)),
       }).catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(NonFiniteLossError);
       const checkpoint = join(outputDir, 'checkpoint-5');
-      expect((error as Error).message).toBe(
-        `step 7: training loss is NaN (micro-batch 1 of 1); training stopped without applying this step, the last good checkpoint is ${checkpoint}`,
+      expect((error as Error).message).toMatch(
+        new RegExp(
+          `^step 7: training loss is NaN \\(micro-batch 1 of 1\\); training stopped without applying this step\\. The best checkpoint is ${checkpoint} \\(eval loss \\d+\\.\\d{4}\\)$`,
+        ),
       );
-      expect(error).toMatchObject({ step: 7, lastCheckpoint: checkpoint });
+      expect(error).toMatchObject({ step: 7, lastCheckpoint: checkpoint, bestCheckpoint: checkpoint });
       expect((await readdir(outputDir)).sort()).toEqual(['checkpoint-5', 'metrics.jsonl']);
       const saved = await CheckpointManager.load(checkpoint);
       tf.dispose([...saved.optimizerState.values()]);
@@ -160,6 +188,83 @@ describeWithBackends(
       const straight = await run({ outputDir: join(outputDir, 'straight'), settings: { maxSteps: 12, saveSteps: 5, gradientAccumulationSteps: 1 } });
       const resumed = await run({ outputDir, settings: { maxSteps: 12, saveSteps: 5, gradientAccumulationSteps: 1 }, resumeFrom: checkpoint });
       expect(resumed.stepLosses).toEqual(straight.stepLosses.slice(5));
+    });
+
+    it('stops a run whose loss blows up (learning_rate 1e6), before applying the step, naming the checkpoint to go back to', async () => {
+      const error = await run({ outputDir, settings: { learningRate: 1e6, maxSteps: 30, saveSteps: 2 } }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(TrainingDivergedError);
+      const checkpoint = join(outputDir, 'checkpoint-2');
+      expect((error as Error).message).toMatch(
+        new RegExp(
+          '^step 3: the smoothed training loss \\d+\\.\\d{4} is above 3 × its lowest value 2\\.\\d{4} \\(divergence_factor\\) and above ' +
+            `the first step's 2\\.\\d{4}: the run diverged; training stopped without applying this step\\. The best checkpoint is ${checkpoint} ` +
+            '\\(eval loss \\d+\\.\\d{4}\\)\\. Lower learning_rate \\(now 1000000\\), or raise divergence_factor \\(--divergence-factor\\); 0 turns the check off$',
+        ),
+      );
+      expect(error).toMatchObject({ step: 3, lastCheckpoint: checkpoint, bestCheckpoint: checkpoint });
+      expect((await MetricsLog.read(join(outputDir, 'metrics.jsonl'))).map((record) => record.step)).toEqual([1, 2]);
+    });
+
+    it('stops after zero_grad_norm_steps steps with a zero gradient norm (0 turns the check off)', async () => {
+      // From step 5 on the loss is stuck above where it was, with no gradient: what a collapsed run looks like.
+      const collapsed = (model: ToyLanguageModel) =>
+        corruptTrainingLoss(model, (call, loss) => (call >= 5 ? tf.add(tf.mul(loss, 0), 3.5) : loss));
+      const settings = { maxSteps: 12, saveSteps: 2, gradientAccumulationSteps: 1 };
+      const error = await run({ outputDir, settings, wrapModel: collapsed }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(TrainingDivergedError);
+      expect((error as Error).message).toMatch(
+        new RegExp(
+          "^step 7: the gradient norm has vanished \\(0\\.00e\\+0, under 1e-5 × the first step's \\d\\.\\d{4}\\) for 3 consecutive steps " +
+            'while the smoothed loss \\d\\.\\d{4} stayed above its lowest \\d\\.\\d{4} \\(zero_grad_norm_steps\\): nothing is being learned; training ' +
+            `stopped without applying this step\\. The best checkpoint is ${join(outputDir, 'checkpoint-\\d')} \\(eval loss \\d\\.\\d{4}\\)` +
+            `(; the last is ${join(outputDir, 'checkpoint-6')})?\\. Lower learning_rate \\(now 0\\.05\\), or raise zero_grad_norm_steps ` +
+            '\\(--zero-grad-norm-steps\\); 0 turns the check off$',
+        ),
+      );
+      const off = await run({ outputDir: join(outputDir, 'off'), settings: { ...settings, zeroGradNormSteps: 0 }, wrapModel: collapsed });
+      expect(off.summary).toMatchObject({ status: 'completed', globalStep: 12 });
+    });
+
+    it('keeps the best checkpoint (by eval loss) through save_total_limit and records it in trainer_state.json', async () => {
+      // At learning_rate 1 the toy's eval loss is lowest at step 2 and worse at the later checkpoints.
+      const result = await run({ outputDir, settings: { learningRate: 1, maxSteps: 8, saveSteps: 2, evalSteps: 100, saveTotalLimit: 1 } });
+      const evaluations = evalLosses(result.logHistory) as [number, number][];
+      // Every checkpoint is evaluated, eval_steps or not.
+      expect(evaluations.map(([step]) => step)).toEqual([2, 4, 6, 8]);
+      const [bestStep, bestLoss] = evaluations.reduce((best, entry) => (entry[1] < best[1] ? entry : best));
+      expect(bestStep).toBe(2);
+      const best = join(outputDir, 'checkpoint-2');
+      expect(result.summary).toMatchObject({ status: 'completed', bestCheckpoint: best, lastCheckpoint: join(outputDir, 'checkpoint-8') });
+      expect((await CheckpointManager.list(outputDir)).map((entry) => entry.step)).toEqual([2, 8]);
+      const saved = await CheckpointManager.load(join(outputDir, 'checkpoint-8'));
+      tf.dispose([...saved.optimizerState.values()]);
+      expect(saved.trainerState).toMatchObject({ best_model_checkpoint: best, best_metric: bestLoss });
+    });
+
+    it('without a validation set, the best checkpoint is the one with the lowest smoothed training loss', async () => {
+      const result = await run({ outputDir, settings: { maxSteps: 6, saveSteps: 2, saveTotalLimit: 1 }, validation: [] });
+      const saved = await CheckpointManager.load(join(outputDir, 'checkpoint-6'));
+      tf.dispose([...saved.optimizerState.values()]);
+      // The loss falls here, so the newest checkpoint is the best, by the monitor's smoothed loss at that step.
+      const { loss_average, steps } = saved.trainerState.divergence!;
+      expect(saved.trainerState).toMatchObject({ best_model_checkpoint: join(outputDir, 'checkpoint-6'), best_metric: loss_average / (1 - 0.9 ** steps) });
+      expect(result.summary.bestCheckpoint).toBe(join(outputDir, 'checkpoint-6'));
+    });
+
+    it('reports the checkpoint it resumes from and the settings changed since it was saved', async () => {
+      await run({ outputDir, settings: { maxSteps: 2, saveSteps: 2 } });
+      const resumes: ResumeInfo[] = [];
+      const onResume = (resume: ResumeInfo) => void resumes.push(resume);
+      await run({ outputDir, settings: { maxSteps: 3, saveSteps: 2, learningRate: 0.1, lora: { r: 4 } }, resumeFrom: 'latest', onResume });
+      await run({ outputDir, settings: { maxSteps: 3, saveSteps: 2, learningRate: 0.1, lora: { r: 4 } }, resumeFrom: 'latest', onResume });
+      const checkpoint2 = join(outputDir, 'checkpoint-2');
+      await rm(join(checkpoint2, 'training_config.json'));
+      await run({ outputDir, settings: { maxSteps: 3, saveSteps: 2 }, resumeFrom: checkpoint2, onResume });
+      expect(resumes).toEqual([
+        { directory: checkpoint2, step: 2, configChanges: ['learning_rate 0.05 → 0.1', 'lora.r 8 → 4', 'max_steps 2 → 3'] },
+        { directory: join(outputDir, 'checkpoint-3'), step: 3, configChanges: [] },
+        { directory: checkpoint2, step: 2, configChanges: null },
+      ]);
     });
 
     it('resumes after the process is killed with SIGKILL mid-run, ending where an uninterrupted run ends', async () => {

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingConfig } from '@peft-ts/config';
 import { manualSeed } from '@peft-ts/core';
 import { CheckpointManager, OPTIMIZER_FILE_NAME, TRAINER_STATE_FILE_NAME } from '../checkpoint/checkpoint-manager.js';
+import { trainingConfigChanges } from '../checkpoint/training-config-changes.js';
 import type { LogHistoryEntry, TrainerState } from '../checkpoint/trainer-state.js';
 import { BatchStream } from '../data/batch-stream.js';
 import type { Batch } from '../data/collate-batch.js';
@@ -16,30 +17,13 @@ import { MetricsLog, type MetricsRecord } from '../report/metrics-log.js';
 import type { TrainingSummary } from '../report/training-summary.js';
 import { batchTensors } from './batch-tensors.js';
 import { evaluateLoss, type Evaluation } from './evaluate-loss.js';
+import { DivergenceMonitor } from './divergence-monitor.js';
 import { NonFiniteLossError } from './non-finite-loss-error.js';
 import type { TrainableModel } from './trainable-model.js';
+import { TrainingDivergedError } from './training-diverged-error.js';
 import { TrainingError } from './training-error.js';
 
 export const METRICS_FILE_NAME = 'metrics.jsonl';
-
-export type TrainingSettings = Pick<
-  TrainingConfig,
-  | 'outputDir'
-  | 'learningRate'
-  | 'maxSteps'
-  | 'numTrainEpochs'
-  | 'perDeviceTrainBatchSize'
-  | 'gradientAccumulationSteps'
-  | 'warmupSteps'
-  | 'lrSchedulerType'
-  | 'weightDecay'
-  | 'maxGradNorm'
-  | 'loggingSteps'
-  | 'evalSteps'
-  | 'saveSteps'
-  | 'saveTotalLimit'
-  | 'seed'
->;
 
 export type StepProgress = {
   readonly step: number;
@@ -53,7 +37,8 @@ export type StepProgress = {
 
 export type TrainLoopOptions = {
   readonly model: TrainableModel;
-  readonly settings: TrainingSettings;
+  /** The run's resolved config; each checkpoint saves it, and a resume lists what changed since. */
+  readonly settings: TrainingConfig;
   readonly training: readonly TokenizedExample[];
   readonly validation?: readonly TokenizedExample[];
   readonly padTokenId: number;
@@ -69,6 +54,15 @@ export type TrainLoopOptions = {
   readonly onLog?: (record: MetricsRecord) => void | Promise<void>;
   /** Called after every optimizer step. */
   readonly onStep?: (progress: StepProgress) => void | Promise<void>;
+  /** Called once the checkpoint to resume from is read, before it is checked against this run. */
+  readonly onResume?: (resume: ResumeInfo) => void | Promise<void>;
+};
+
+export type ResumeInfo = {
+  readonly directory: string;
+  readonly step: number;
+  /** Settings that differ from the checkpoint's (`learning_rate 0.0001 → 0.0002`); null when it saved no config. */
+  readonly configChanges: readonly string[] | null;
 };
 
 export type TrainLoopResult = {
@@ -124,16 +118,24 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   let bestMetric: number | null = null;
   let bestModelCheckpoint: string | null = null;
   let lastCheckpoint: string | null = null;
+  let divergence = new DivergenceMonitor(settings);
+  // Checkpoints compete on eval loss when there is a validation set, else on the smoothed training loss.
+  const bestMetricName = validation.length > 0 ? 'eval loss' : 'smoothed training loss';
 
   try {
     if (options.resumeFrom !== undefined) {
       const directory =
         options.resumeFrom === 'latest' ? await CheckpointManager.latest(settings.outputDir) : options.resumeFrom;
-      if (directory === null) throw new TrainingError(`${settings.outputDir}: no complete checkpoint to resume from`);
+      if (directory === null) throw new TrainingError(`${settings.outputDir}: no complete checkpoint to resume from; run without --resume to start a new run`);
       const checkpoint = await CheckpointManager.load(directory);
       const state = checkpoint.trainerState;
       const statePath = join(directory, TRAINER_STATE_FILE_NAME);
       try {
+        await options.onResume?.({
+          directory,
+          step: state.global_step,
+          configChanges: checkpoint.trainingConfig && trainingConfigChanges(checkpoint.trainingConfig, settings),
+        });
         // The data order depends on these; with others the resumed run would not be the one that was saved.
         for (const [field, saved, current] of [
           ['seed', state.seed, settings.seed],
@@ -160,6 +162,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       tokensSeen = state.num_input_tokens_seen;
       bestMetric = state.best_metric;
       bestModelCheckpoint = state.best_model_checkpoint;
+      divergence = new DivergenceMonitor(settings, state.divergence);
       lastCheckpoint = directory;
     }
     const firstStep = globalStep;
@@ -199,18 +202,26 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       train_examples: options.training.length,
       loss_since_last_log: lossSinceLog,
       total_loss: totalLoss,
+      divergence: divergence.state,
     });
 
     const save = async () => {
       const directory = join(settings.outputDir, `checkpoint-${globalStep}`);
       // As transformers does with eval_loss as the metric: a checkpoint is best when its step's evaluation is.
-      if (lastEvaluation?.step === globalStep && (bestMetric === null || lastEvaluation.result.loss < bestMetric)) {
-        bestMetric = lastEvaluation.result.loss;
+      // Without validation data, the smoothed training loss stands in for it.
+      const metric = validation.length > 0 ? (lastEvaluation?.step === globalStep ? lastEvaluation.result.loss : null) : divergence.smoothedLoss;
+      if (metric !== null && (bestMetric === null || metric < bestMetric)) {
+        bestMetric = metric;
         bestModelCheckpoint = directory;
       }
       const optimizerState = optimizer.state();
       try {
-        lastCheckpoint = await checkpoints.save({ trainerState: trainerState(), optimizerState, writeAdapter: options.writeAdapter });
+        lastCheckpoint = await checkpoints.save({
+          trainerState: trainerState(),
+          optimizerState,
+          writeAdapter: options.writeAdapter,
+          trainingConfig: settings,
+        });
       } finally {
         tf.dispose([...optimizerState.values()]);
       }
@@ -268,12 +279,14 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         lossSinceLog = { sum: 0, steps: 0 };
         sinceLog = { tokens: 0, seconds: 0 };
       }
-      // Also after the last step, so the run ends with a known eval loss.
-      if (validation.length > 0 && (globalStep % evalSteps === 0 || globalStep === totalSteps)) {
+      // Also after the last step, so the run ends with a known eval loss, and at every save, so each periodic
+      // checkpoint has an eval loss to be judged the best by.
+      const saving = globalStep % settings.saveSteps === 0;
+      if (validation.length > 0 && (globalStep % evalSteps === 0 || globalStep === totalSteps || saving)) {
         entry = { ...(entry ?? { step: globalStep, epoch: stream.epochProgress }), ...(await evaluate()) };
       }
       if (entry) await record(entry);
-      if (globalStep % settings.saveSteps === 0) await save();
+      if (saving) await save();
       await options.onStep?.({
         step: globalStep,
         totalSteps,
@@ -318,6 +331,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         runtimeSeconds,
         tokensPerSecond: sessionSteps > 0 ? sessionTokens / runtimeSeconds : null,
         lastCheckpoint,
+        bestCheckpoint: bestModelCheckpoint,
       },
       logHistory: finalHistory,
       metrics: await MetricsLog.read(join(settings.outputDir, METRICS_FILE_NAME)),
@@ -360,6 +374,17 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       owned.push(totalNorm, ...gradients.values());
       const gradientNorm = (await totalNorm.data())[0];
       if (!Number.isFinite(gradientNorm)) throw nonFinite(step, `gradient norm is ${gradientNorm} (loss ${loss})`);
+      const diverged = divergence.observe(loss, gradientNorm);
+      if (diverged) {
+        throw new TrainingDivergedError(
+          `step ${step}: ${diverged.what}; training stopped without applying this step. ${keptCheckpoints()}. ` +
+            `Lower learning_rate (now ${settings.learningRate}), or raise ${diverged.setting} ` +
+            `(--${diverged.setting.replaceAll('_', '-')}); 0 turns the check off`,
+          step,
+          lastCheckpoint,
+          bestModelCheckpoint,
+        );
+      }
       optimizer.step(gradients, learningRate);
       return { loss, gradientNorm };
     } finally {
@@ -368,8 +393,21 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   }
 
   function nonFinite(step: number, what: string): NonFiniteLossError {
-    const kept = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint had been saved yet';
-    return new NonFiniteLossError(`step ${step}: ${what}; training stopped without applying this step, ${kept}`, step, lastCheckpoint);
+    return new NonFiniteLossError(
+      `step ${step}: ${what}; training stopped without applying this step. ${keptCheckpoints()}`,
+      step,
+      lastCheckpoint,
+      bestModelCheckpoint,
+    );
+  }
+
+  /** Where a stopped run's good weights are. */
+  function keptCheckpoints(): string {
+    if (bestModelCheckpoint !== null) {
+      const last = lastCheckpoint !== null && lastCheckpoint !== bestModelCheckpoint ? `; the last is ${lastCheckpoint}` : '';
+      return `The best checkpoint is ${bestModelCheckpoint} (${bestMetricName} ${bestMetric!.toFixed(4)})${last}`;
+    }
+    return lastCheckpoint !== null ? `The last checkpoint is ${lastCheckpoint}` : 'No checkpoint had been saved yet';
   }
 }
 

@@ -56,3 +56,5 @@ export function maxAbsDifference(actual: tf.Tensor | ArrayLike<number>, expected
   }
   return worst;
 }
+
+export { buildCorpus as malformedSafetensorsCorpus, type MalformedCase as MalformedSafetensorsCase } from './malformed-safetensors-corpus.js';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { baseModelDirectory, fixtureInputs } from './__fixtures__/mistral-fixtures.js';
-import { generate } from './generate.js';
+import { GenerationError, generate } from './generate.js';
 import { KeyValueCache } from './key-value-cache.js';
 import { loadMistral } from './load-mistral.js';
 import type { MistralForCausalLM } from './mistral-model.js';
@@ -105,5 +105,16 @@ describeWithBackends('generation (fixture model, sliding window 16)', (backend) 
       'generate: prompts[0]: token 500 is not an id in [0, 128); prompts[1]: expected at least one token; ' +
         'maxNewTokens: expected a non-negative integer, got -1; temperature: expected a positive number, got 0; topP: expected a number in (0, 1], got 0',
     );
+  });
+
+  it('refuses to run past max_position_embeddings with a GenerationError', async () => {
+    const limit = model.config.max_position_embeddings;
+    const long = Array.from({ length: limit - 3 }, (_, index) => index % 100);
+    const refusal = generate(model, [promptRows[0], long], { maxNewTokens: 4 });
+    await expect(refusal).rejects.toBeInstanceOf(GenerationError);
+    await expect(refusal).rejects.toThrow(
+      `generate: prompts[1]: ${limit - 3} tokens + maxNewTokens 4 = ${limit + 1} positions, past max_position_embeddings ${limit}`,
+    );
+    expect((await generate(model, [long], { maxNewTokens: 3 })).tokens[0]).toHaveLength(3);
   });
 });

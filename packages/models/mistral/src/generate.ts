@@ -19,6 +19,9 @@ export type GenerationOptions = Partial<TokenSelectionSettings> & {
   readonly adapterNames?: readonly string[];
 };
 
+/** Generation settings or prompts that cannot be used with this model (all problems in one message). */
+export class GenerationError extends PeftError {}
+
 export type GenerationResult = {
   /** New tokens per prompt, stop token included when one was produced. */
   readonly tokens: number[][];
@@ -150,6 +153,15 @@ function validate(model: MistralForCausalLM, prompts: readonly (readonly number[
   });
   const { maxNewTokens, temperature = 1, topK = 50, topP = 1, repetitionPenalty = 1 } = options;
   check(Number.isInteger(maxNewTokens) && maxNewTokens >= 0, `maxNewTokens: expected a non-negative integer, got ${maxNewTokens}`);
+  // Positions past max_position_embeddings were never trained; the rotary angles still compute, so the output would
+  // quietly degrade into noise rather than fail.
+  const positions = model.config.max_position_embeddings;
+  prompts.forEach((prompt, row) => {
+    check(
+      prompt.length + maxNewTokens <= positions,
+      `prompts[${row}]: ${prompt.length} tokens + maxNewTokens ${maxNewTokens} = ${prompt.length + maxNewTokens} positions, past max_position_embeddings ${positions}`,
+    );
+  });
   check(temperature > 0, `temperature: expected a positive number, got ${temperature}`);
   check(Number.isInteger(topK) && topK >= 0, `topK: expected a non-negative integer, got ${topK}`);
   check(topP > 0 && topP <= 1, `topP: expected a number in (0, 1], got ${topP}`);
@@ -158,7 +170,7 @@ function validate(model: MistralForCausalLM, prompts: readonly (readonly number[
   const stopTokenIds = options.stopTokenIds ?? (eos === null ? [] : Array.isArray(eos) ? eos : [eos]);
   const padToken = options.padTokenId ?? model.config.pad_token_id ?? stopTokenIds[0] ?? 0;
   check(Number.isInteger(padToken) && padToken >= 0 && padToken < vocabulary, `padTokenId: ${padToken} is not an id in [0, ${vocabulary})`);
-  if (problems.length) throw new PeftError(`generate: ${problems.join('; ')}`);
+  if (problems.length) throw new GenerationError(`generate: ${problems.join('; ')}`);
   return {
     maxNewTokens,
     doSample: options.doSample ?? false,

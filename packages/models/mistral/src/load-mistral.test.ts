@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, Module, StateDictError, linear, type LinearLike } from '@peft-ts/core';
+import { Linear, Module, NonFiniteTensorError, StateDictError, linear, type LinearLike } from '@peft-ts/core';
 import {
   SafetensorsError,
   SafetensorsFile,
@@ -11,7 +11,7 @@ import {
   type SafetensorsTensor,
 } from '@peft-ts/core/safetensors';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -69,6 +69,33 @@ describeWithBackends('loadMistral / saveMistral', (backend) => {
       'model.layers.2.input_layernorm.weight: expected F32/F16/BF16 [64], got I32 [64]',
     ]);
     expect(tf.memory().numTensors).toBeLessThan(1000);
+  });
+
+  it('warns about NaN/Inf weights naming the tensor, the file and the count; strict refuses them', async () => {
+    const name = 'model.layers.1.mlp.down_proj.weight';
+    const original = stored.get(name)!;
+    const data = Float32Array.from(original.data as Float32Array);
+    data.fill(Number.NaN, 0, 5);
+    data[7] = Number.NEGATIVE_INFINITY;
+    const directory = await checkpointWith('non-finite', new Map(stored).set(name, { dtype: 'F32', shape: original.shape, data }));
+    const file = join(directory, 'model.safetensors');
+    const expected = `${file}: tensor "${name}": 6 of ${data.length} values are NaN or ±Inf`;
+    const warnings: string[] = [];
+    (await loadMistral(directory, { onWarning: (message) => warnings.push(message) })).dispose();
+    expect(warnings).toEqual([expected]);
+    const refusal = loadMistral(directory, { strict: true });
+    await expect(refusal).rejects.toBeInstanceOf(NonFiniteTensorError);
+    await expect(refusal).rejects.toThrow(expected);
+  });
+
+  it('refuses a config with more layers than the checkpoint before building the model', async () => {
+    const directory = await checkpointWith('many-layers', stored);
+    const configPath = join(directory, 'config.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8'));
+    await writeFile(configPath, JSON.stringify({ ...config, num_hidden_layers: 2 ** 31 - 1 }));
+    await expect(loadMistral(directory)).rejects.toThrow(
+      `${join(directory, 'model.safetensors')}: holds decoder layers 0 to 4 (model.layers.N.*), but ${configPath} has num_hidden_layers 2147483647`,
+    );
   });
 
   it('names the missing config.json or weights', async () => {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, StateDictError, type LinearLike, type Module } from '@peft-ts/core';
-import { openCheckpoint, type SafetensorsDtype, type ShardedCheckpoint } from '@peft-ts/core/safetensors';
+import { FLOAT_WEIGHT_DTYPES, Linear, StateDictError, checkFiniteValues, type FiniteCheck, type LinearLike, type Module } from '@peft-ts/core';
+import { openCheckpoint, type ShardedCheckpoint } from '@peft-ts/core/safetensors';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MistralConfigError, parseMistralConfig, type MistralConfig } from './mistral-config.js';
@@ -24,9 +24,7 @@ export type LoadMistralOptions = {
   readonly createLinear?: (context: LinearWeightContext) => LinearLike | undefined;
   /** Replaces config.json fields before the model is built (e.g. `{ sliding_window: null }`). */
   readonly configOverrides?: Partial<MistralConfig>;
-};
-
-const FLOAT_DTYPES: readonly SafetensorsDtype[] = ['F32', 'F16', 'BF16'];
+} & FiniteCheck;
 
 /** Reads and validates `<directory>/config.json`. */
 export async function readMistralConfig(directory: string): Promise<MistralConfig> {
@@ -47,7 +45,8 @@ export async function readMistralConfig(directory: string): Promise<MistralConfi
  * Loads a transformers `MistralForCausalLM` checkpoint directory: config.json plus model.safetensors or a sharded
  * model.safetensors.index.json, in F32, F16 or BF16 (computed in float32). The model is built shape-only and every
  * tensor is read, converted and placed one at a time. Missing, unexpected and mis-shaped tensors are all reported in
- * one StateDictError before anything is read. With tied embeddings a stored `lm_head.weight` is ignored, as
+ * one StateDictError before anything is read. Weights holding NaN or ±Inf are warned about (`onWarning`), or refused
+ * with `strict`. With tied embeddings a stored `lm_head.weight` is ignored, as
  * transformers' `tie_weights` overrides it.
  */
 export async function loadMistral(directory: string, options: LoadMistralOptions = {}): Promise<MistralForCausalLM> {
@@ -55,12 +54,15 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
   const config = options.configOverrides
     ? parseMistralConfig({ ...fileConfig, ...options.configOverrides }, { source: join(directory, 'config.json') })
     : fileConfig;
-  const model = new MistralForCausalLM(config, { meta: true });
   const checkpoint = await openCheckpoint(directory);
+  let model: MistralForCausalLM | undefined;
   try {
+    checkLayerCount(config, checkpoint, join(directory, 'config.json'));
+    model = new MistralForCausalLM(config, { meta: true });
     const plan = planLoad(model, checkpoint);
     for (const { name, path, module, parameterName } of plan) {
       const stored = await checkpoint.readTensor(name);
+      checkFiniteValues(stored.data as Float32Array, { file: checkpoint.shardOf(name).path, tensor: name }, options);
       const tensor = tf.tensor(stored.data as Float32Array, [...stored.shape], 'float32');
       try {
         const replacement = options.createLinear && module instanceof Linear ? createLinear(options.createLinear, path, tensor) : undefined;
@@ -72,11 +74,26 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
     }
     return model;
   } catch (error) {
-    model.dispose();
+    model?.dispose();
     throw error;
   } finally {
     await checkpoint.close();
   }
+}
+
+/**
+ * The shape-only model is built before it is compared with the checkpoint, so a config naming far more layers than
+ * the checkpoint holds (a typo, a corrupted file) is refused first: building it would take minutes or all memory.
+ */
+function checkLayerCount(config: MistralConfig, checkpoint: ShardedCheckpoint, configPath: string): void {
+  let stored = 0;
+  for (const name of checkpoint.tensorNames) {
+    const layer = /^model\.layers\.(\d+)\./.exec(name);
+    if (layer) stored = Math.max(stored, Number(layer[1]) + 1);
+  }
+  if (stored >= config.num_hidden_layers) return;
+  const held = stored === 0 ? 'no decoder layers' : `decoder layers 0 to ${stored - 1}`;
+  throw new StateDictError(`${checkpoint.path}: holds ${held} (model.layers.N.*), but ${configPath} has num_hidden_layers ${config.num_hidden_layers}`);
 }
 
 function createLinear(
@@ -111,7 +128,7 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): Pla
     }
     const { dtype, shape } = checkpoint.info(name);
     const shapeMatches = shape.length === parameter.shape.length && shape.every((size, axis) => size === parameter.shape[axis]);
-    if (!FLOAT_DTYPES.includes(dtype) || !shapeMatches) {
+    if (!FLOAT_WEIGHT_DTYPES.includes(dtype) || !shapeMatches) {
       mismatched.push(`${name}: expected F32/F16/BF16 [${parameter.shape.join(', ')}], got ${dtype} [${shape.join(', ')}]`);
       continue;
     }

@@ -127,6 +127,8 @@ describe('loadTokenizer', () => {
     expect(() => tokenizer.applyChatTemplate([{ role: 'assistant', content: 'hi' }])).toThrow(
       /chat template .*Conversation roles must alternate/,
     );
+    const untyped = [messages[0], { role: 'assistant' }] as unknown as typeof messages;
+    expect(() => tokenizer.applyChatTemplate(untyped)).toThrow('chat messages[1].content: expected a string, got nothing');
     const plain = await loadTokenizer(await writeTokenizer('no-template', { bos_token: '<s>' }));
     expect(() => plain.applyChatTemplate(messages)).toThrow('tokenizer_config.json has no chat_template');
   });

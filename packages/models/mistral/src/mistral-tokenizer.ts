@@ -101,6 +101,14 @@ export class MistralTokenizer {
   /** The conversation rendered by the tokenizer's chat template (special tokens written out as text). */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
     if (!this.chatTemplate) throw new TokenizerError(`${this.source}: tokenizer_config.json has no chat_template`);
+    // Templates render a missing content as an empty string, so a malformed message would pass unnoticed.
+    messages.forEach((message: Partial<Record<string, unknown>>, index) => {
+      for (const field of ['role', 'content']) {
+        if (typeof message?.[field] !== 'string') {
+          throw new TokenizerError(`chat messages[${index}].${field}: expected a string, got ${JSON.stringify(message?.[field]) ?? 'nothing'}`);
+        }
+      }
+    });
     try {
       return this.chatTemplate.render({
         ...options.variables,

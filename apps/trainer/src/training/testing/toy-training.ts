@@ -23,7 +23,7 @@ export function toyExamples(count: number, seed: number): TokenizedExample[] {
   });
 }
 
-export type ToyTrainingOptions = Partial<Pick<TrainLoopOptions, 'resumeFrom' | 'signal' | 'onLog' | 'onStep'>> & {
+export type ToyTrainingOptions = Partial<Pick<TrainLoopOptions, 'resumeFrom' | 'signal' | 'onLog' | 'onStep' | 'onResume' | 'validation'>> & {
   readonly outputDir: string;
   /** Training settings beyond the toy defaults (snake_case names in their camelCase form). */
   readonly settings?: Partial<TrainingConfigInput>;
@@ -61,7 +61,7 @@ export async function runToyTraining(options: ToyTrainingOptions): Promise<ToyTr
       model: options.wrapModel?.(model) ?? model,
       settings,
       training: toyExamples(18, 1),
-      validation: toyExamples(5, 2),
+      validation: options.validation ?? toyExamples(5, 2),
       padTokenId,
       writeAdapter: (directory) => writeTensorFile(adapterFile(directory), model.stateDict()),
       readAdapter: async (directory) => {
@@ -76,6 +76,7 @@ export async function runToyTraining(options: ToyTrainingOptions): Promise<ToyTr
       signal: options.signal,
       onLog: options.onLog,
       onStep: options.onStep,
+      onResume: options.onResume,
     });
     const weights = new Map([...model.stateDict()].map(([name, tensor]) => [name, tensor.dataSync() as Float32Array]));
     return { ...result, weights };
