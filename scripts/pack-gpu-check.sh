@@ -91,7 +91,7 @@ for dawn in "$PNPM"/webgpu@*/node_modules/webgpu; do
 done
 # tfjs: Node loads each package's "main" (a self-contained CommonJS bundle) and wasm's .wasm files beside it;
 # the browser bundles and the wasm-out copy are never read, nor the per-file ESM tree, except tfjs-core's, where
-# @peft-ts/core's initBackend loads dist/register_all_gradients.js and what it imports.
+# @peft-ts/core's initBackend loads the gradient and chained-op registrations and what they import.
 for pkg in "$PNPM"/@tensorflow+*/node_modules/@tensorflow/*; do
   [ -L "$pkg" ] && continue
   main="$(node -p "require('$pkg/package.json').main")"

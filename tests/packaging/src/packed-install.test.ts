@@ -63,7 +63,7 @@ describe('the packed packages, installed with npm outside the workspace', () => 
     }
   });
 
-  it('loads the Mistral fixture with its LoRA adapter from plain Node: PEFT 0.10 logits, and a backward pass', async () => {
+  it('loads the Mistral fixture with its LoRA adapter from plain Node: PEFT 0.10 logits, a backward pass, chained tensor methods', async () => {
     const output = JSON.parse(timed('library script', () => run(process.execPath, ['lora-logits.mjs', fixturePath()], project)));
     const expected = (await readTensorFile(fixturePath('mistral', 'lora', 'outputs.safetensors'))).get('logits')!;
     expect(output.shape).toEqual(expected.shape);
@@ -71,6 +71,7 @@ describe('the packed packages, installed with npm outside the workspace', () => 
     expect(output.gradientCount).toBeGreaterThan(0);
     expect(output.gradientsFinite).toBe(true);
     expect(output.gradientsNonZero).toBe(output.gradientCount);
+    expect(output.chainedMax).toBe(5);
   });
 
   it('runs the peft-ts bin of @peft-ts/trainer (built JavaScript, no tsx)', async () => {

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { PeftError } from '../errors.js';
-import { registerGradients } from './register-gradients.js';
+import { registerTfjsCoreExtras } from './register-tfjs-core-extras.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -168,14 +168,14 @@ async function initCpu(): Promise<string> {
 }
 
 /**
- * Selects and initialises a tfjs backend, registering gradients first. `auto` tries, in order,
+ * Selects and initialises a tfjs backend, registering gradients and chained tensor methods first. `auto` tries, in order,
  * tfjs-node(-gpu) when installed, a hardware WebGPU adapter, then wasm.
  */
 export async function initBackend(request: BackendRequest = 'auto'): Promise<BackendInfo> {
   if (!backendNames.includes(request)) {
     throw new BackendError(`unknown backend '${request}': expected one of ${backendNames.join(', ')}`);
   }
-  await registerGradients();
+  await registerTfjsCoreExtras();
   switch (request) {
     case 'tensorflow':
       return { name: 'tensorflow', detail: await initTensorflow() };

@@ -24,5 +24,7 @@ console.log(
     gradientCount: gradients.length,
     gradientsFinite: gradients.every((values) => values.every(Number.isFinite)),
     gradientsNonZero: gradients.filter((values) => values.some((value) => value !== 0)).length,
+    // Chained tensor methods, which tfjs-core's Node entry does not add either.
+    chainedMax: tf.tensor1d([3, -5, 2]).abs().max().dataSync()[0],
   }),
 );
