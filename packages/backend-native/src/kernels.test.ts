@@ -1,4 +1,6 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's Node entry registers no gradients; vitest resolves its ES module registration directly.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NATIVE_BACKEND_NAME, nativeBackendStatus, registerNativeBackend } from './index.js';
 
