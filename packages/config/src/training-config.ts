@@ -35,7 +35,7 @@ import {
 } from './lora-config.js';
 import { formatPythonJson, PythonFloat } from './python-json.js';
 
-export const trainingBackends = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export const trainingBackends = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type TrainingBackend = (typeof trainingBackends)[number];
 
 export const learningRateSchedulerTypes = ['linear', 'cosine', 'constant'] as const;

@@ -1,9 +1,10 @@
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { PeftError } from '../errors.js';
+import { registerTfjsCoreExtras } from './register-tfjs-core-extras.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
 
-export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
 export type BackendRequest = BackendName | 'auto';
 
 export type BackendInfo = {
@@ -13,20 +14,9 @@ export type BackendInfo = {
   readonly detail: string;
 };
 
-export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'];
 
 export class BackendError extends PeftError {}
-
-let gradientsRegistered: Promise<unknown> | null = null;
-
-/**
- * `@tensorflow/tfjs-core`'s Node entry registers no gradients; the union package registers them
- * (once) into the same engine.
- */
-function registerGradients(): Promise<unknown> {
-  gradientsRegistered ??= import('@tensorflow/tfjs');
-  return gradientsRegistered;
-}
 
 async function activate(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new BackendError(`the ${name} backend failed to initialise`);
@@ -164,6 +154,42 @@ function mayHaveHardwareGpu(): boolean {
   });
 }
 
+type NativeBackendModule = typeof import('@peft-ts/backend-native');
+
+/** Loaded by name, as tfjs-node is: an optional package, so core has no build-time tie to it. */
+const NATIVE_PACKAGE = '@peft-ts/backend-native';
+const NATIVE_SETUP = `install ${NATIVE_PACKAGE} with OpenBLAS (apt-get install libopenblas-dev, or your system's OpenBLAS package) and a C++ compiler`;
+
+let nativeModule: Promise<NativeBackendModule | null> | null = null;
+
+function loadNativeModule(): Promise<NativeBackendModule | null> {
+  nativeModule ??= (import(NATIVE_PACKAGE) as Promise<NativeBackendModule>).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ERR_MODULE_NOT_FOUND') return null;
+    throw error;
+  });
+  return nativeModule;
+}
+
+/** Whether the native backend can start here: its package is installed and its addon (with OpenBLAS) loads. */
+export async function nativeBackendAvailable(): Promise<boolean> {
+  return Boolean((await loadNativeModule())?.nativeBackendStatus().available);
+}
+
+async function initNative(): Promise<string> {
+  const native = await loadNativeModule();
+  if (!native) throw new BackendError(`native: ${NATIVE_PACKAGE} is not installed; ${NATIVE_SETUP}`);
+  const status = native.nativeBackendStatus();
+  if (!status.available) throw new BackendError(`native: ${status.reason}`);
+  let threads: number;
+  try {
+    ({ threads } = native.registerNativeBackend());
+  } catch (error) {
+    throw new BackendError((error as Error).message);
+  }
+  await activate('native');
+  return `${NATIVE_PACKAGE} (OpenBLAS, ${threads} thread${threads === 1 ? '' : 's'})`;
+}
+
 async function initWasm(): Promise<string> {
   await import('@tensorflow/tfjs-backend-wasm');
   await activate('wasm');
@@ -178,19 +204,22 @@ async function initCpu(): Promise<string> {
 }
 
 /**
- * Selects and initialises a tfjs backend, registering gradients first. `auto` tries, in order,
- * tfjs-node(-gpu) when installed, a hardware WebGPU adapter, then wasm.
+ * Selects and initialises a tfjs backend, registering gradients and chained tensor methods first. `auto` tries,
+ * in order, tfjs-node(-gpu) when installed, a hardware WebGPU adapter, the native backend when its addon is
+ * built, then wasm.
  */
 export async function initBackend(request: BackendRequest = 'auto'): Promise<BackendInfo> {
   if (!backendNames.includes(request)) {
     throw new BackendError(`unknown backend '${request}': expected one of ${backendNames.join(', ')}`);
   }
-  await registerGradients();
+  await registerTfjsCoreExtras();
   switch (request) {
     case 'tensorflow':
       return { name: 'tensorflow', detail: await initTensorflow() };
     case 'webgpu':
       return { name: 'webgpu', detail: await initWebgpu(false) };
+    case 'native':
+      return { name: 'native', detail: await initNative() };
     case 'wasm':
       return { name: 'wasm', detail: await initWasm() };
     case 'cpu':
@@ -203,9 +232,11 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
           'webgpu',
           () => (mayHaveHardwareGpu() ? initWebgpu(true) : Promise.reject(new BackendError('no Vulkan driver installed'))),
         ],
+        ['native', initNative],
       ] as const) {
         try {
-          return { name, detail: await init() };
+          const detail = await init();
+          return { name, detail: skipped.length ? `${detail}; skipped ${skipped.join(', ')}` : detail };
         } catch (error) {
           skipped.push(`${name} (${(error as Error).message})`);
         }

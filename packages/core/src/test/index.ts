@@ -1,16 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { initBackend, type BackendName } from '../backend/index.js';
+import { initBackend, nativeBackendAvailable, type BackendName } from '../backend/index.js';
+import { PeftError } from '../errors.js';
+
+const defaultBackends: BackendName[] = ['cpu', 'wasm', ...((await nativeBackendAvailable()) ? (['native'] as const) : [])];
 
 /**
- * The backends numeric suites run on: cpu (exact reference) and wasm (fast path) by default,
- * or the comma-separated list in PEFT_TS_BACKEND (e.g. `tensorflow`; the suites read back synchronously, which
+ * The backends numeric suites run on: cpu (exact reference), wasm, and native where its addon is
+ * built, by default, or the comma-separated list in PEFT_TS_BACKEND (e.g. `tensorflow`; the suites read back synchronously, which
  * WebGPU cannot do under Node).
  */
 export function testBackends(): BackendName[] {
   const requested = process.env.PEFT_TS_BACKEND;
-  return requested ? (requested.split(',').map((name) => name.trim()) as BackendName[]) : ['cpu', 'wasm'];
+  return requested ? (requested.split(',').map((name) => name.trim()) as BackendName[]) : [...defaultBackends];
 }
 
 /** Runs the same suite once per backend (tfjs' describeWithFlags idea), switching in beforeAll. */
@@ -31,9 +34,16 @@ export function describeWithBackends(name: string, body: (backend: BackendName) 
   }
 }
 
-/** Absolute path of a file under the repository's `fixtures/peft-0.10/`. */
+/**
+ * Absolute path of a file under the PEFT 0.10 fixture folder that PEFT_TS_FIXTURES names (the repository's
+ * vitest config points it at `fixtures/peft-0.10/`; published builds carry no fixtures).
+ */
 export function fixturePath(...parts: string[]): string {
-  return fileURLToPath(new URL(`../../../../fixtures/peft-0.10/${parts.join('/')}`, import.meta.url));
+  const root = process.env.PEFT_TS_FIXTURES;
+  if (!root) {
+    throw new PeftError('fixturePath: PEFT_TS_FIXTURES is not set; expected the folder holding the PEFT 0.10 fixtures (fixtures/peft-0.10/ in the peft-ts repository)');
+  }
+  return resolve(root, ...parts);
 }
 
 /** Largest |a − b| over two tensors or arrays of the same size. */
