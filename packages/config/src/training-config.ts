@@ -35,7 +35,8 @@ import {
 import { parseJsonText } from './json-text.js';
 import { formatPythonJson, PythonFloat } from './python-json.js';
 
-export const trainingBackends = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+/** The requests `initBackend` of `@peft-ts/core/backend` accepts (`backendNames` there; a test keeps the two equal). */
+export const trainingBackends = ['auto', 'native', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type TrainingBackend = (typeof trainingBackends)[number];
 
 export const learningRateSchedulerTypes = ['linear', 'cosine', 'constant'] as const;
