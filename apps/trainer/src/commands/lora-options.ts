@@ -62,6 +62,7 @@ function accepts(schema: z.ZodType): Accepts | null {
 }
 
 const isSwitch = (field: Accepts) => field.boolean && !field.number && !field.string && field.choices.length === 0 && !field.list;
+const isChoice = (field: Accepts) => field.choices.length > 0 && !field.boolean && !field.number && !field.string && !field.list;
 
 /** A scalar as the field takes it: true/false and numbers where the field accepts them, else the text itself. */
 function scalarValue(text: string, field: Accepts): unknown {
@@ -119,8 +120,7 @@ export function addLoraOptions(command: Command): Command {
       continue;
     }
     const option = new Option(`${flag} ${placeholder(field)}`, description).argParser((text) => fieldValue(text, field));
-    const choices = field.choices.map(String);
-    command.addOption(field.choices.length > 0 && !field.string && !field.boolean && !field.number && !field.list ? option.choices(choices) : option);
+    command.addOption(isChoice(field) ? option.choices(field.choices.map(String)) : option);
   }
   return command;
 }
