@@ -1,4 +1,5 @@
-// LoRA / DoRA cost on the small config (vocab 8192, hidden 512, 8 layers, batch 4 × 256) on wasm:
+// LoRA / DoRA cost on the small config (vocab 8192, hidden 512, 8 layers, batch 4 × 256) on wasm, or on the
+// backend PEFT_TS_BENCH_BACKEND names (on native the ceiling is OpenBLAS's sgemm; PEFT_TS_THREADS sets its threads):
 // forward and training-step times, each as a ratio to its baseline measured in this same process, and the
 // throughput reached as a share of a plain 2-D matMul's (the backend's ceiling), measured here too.
 import { pathToFileURL } from 'node:url';
@@ -110,7 +111,7 @@ function trainingStep(model: MistralForCausalLM, lora: LoraModel, inputIds: tf.T
 
 export async function runAdaptersBench(): Promise<BenchResult[]> {
   // PEFT_TS_BENCH_BACKEND runs the same figures on another backend (scripts/gpu-check.sh uses webgpu).
-  await initBackend((process.env.PEFT_TS_BENCH_BACKEND as BackendRequest | undefined) ?? 'wasm');
+  const backend = await initBackend((process.env.PEFT_TS_BENCH_BACKEND as BackendRequest | undefined) ?? 'wasm');
   const inputIds = tf.randomUniform([batch, sequence], 0, smallConfig.vocab_size, 'int32', 3) as tf.Tensor2D;
   const forward = (model: MistralForCausalLM) => () => tf.tidy(() => model.forward({ inputIds }).logits);
   const results: BenchResult[] = [];
@@ -140,7 +141,7 @@ export async function runAdaptersBench(): Promise<BenchResult[]> {
   });
   const stepNote = `${(tokens / seconds['lora.step']).toFixed(0)} tokens/s; ${throughput(stepFlops(), seconds['lora.step'])}`;
   results.push(
-    { name: 'matmul.ceiling', value: ceiling, unit: 'GFLOP/s', note: `plain 2-D [${tokens}, ${smallConfig.hidden_size}] × [${smallConfig.hidden_size}, ${smallConfig.intermediate_size}] product` },
+    { name: 'matmul.ceiling', value: ceiling, unit: 'GFLOP/s', note: `plain 2-D [${tokens}, ${smallConfig.hidden_size}] × [${smallConfig.hidden_size}, ${smallConfig.intermediate_size}] product; ${backend.detail}` },
     { name: 'base.forward', value: seconds['base.forward'], unit: 's', note: `${(tokens / seconds['base.forward']).toFixed(0)} tokens/s; ${throughput(forwardFlops(), seconds['base.forward'])}` },
     compared('lora.forward', 'lora.forward', 'base.forward', 'unmerged r=8, 7 targets; goal ≤ 1.10'),
     compared('dora.forward', 'dora.forward', 'lora.forward', 'eval mode; goal ≤ 1.25 of LoRA'),

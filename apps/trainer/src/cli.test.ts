@@ -40,6 +40,9 @@ describe('peft-ts CLI', () => {
     await writeFile(config, JSON.stringify(mistral7b));
     const base = JSON.parse((await run('plan', '--model', config, '--json')).stdout);
     expect(base).toMatchObject({ layers: 32, baseParams: 7_241_732_096, totalParams: 7_241_732_096 });
+    // A bfloat16 checkpoint: linear and embedding weights stay 2 bytes a parameter, the norms float32.
+    expect(base.memoryBytes.weights / base.baseParams).toBeGreaterThan(2);
+    expect(base.memoryBytes.weights / base.baseParams).toBeLessThan(2.001);
     const adapterConfig = join(scratch, 'adapter_config.json');
     await writeFile(
       adapterConfig,

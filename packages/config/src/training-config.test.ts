@@ -115,7 +115,7 @@ describe('trainingConfig', () => {
     [{ quantization: { load_in_4bit: true, load_in_8bit: true } }, 'quantization.load_in_4bit: `load_in_4bit` and `load_in_8bit` are both true, but only one can be used at the same time'],
     [{ max_steps: 0 }, 'max_steps: expected -1 or a positive integer, got 0'],
     [{ learning_rate: 0 }, 'learning_rate: expected a positive number, got 0'],
-    [{ backend: 'gpu' }, 'backend: expected "auto", "native", "tensorflow", "webgpu", "wasm", "cpu", got "gpu"'],
+    [{ backend: 'gpu' }, 'backend: expected "auto", "tensorflow", "webgpu", "native", "wasm", "cpu", got "gpu"'],
     [{ lr_scheduler_type: 'polynomial' }, 'lr_scheduler_type: expected "linear", "cosine" or "constant", got "polynomial"'],
     [{ validation_split: 1 }, 'validation_split: expected a number in [0, 1), got 1'],
     [{ eval_steps: 0 }, 'eval_steps: expected a positive integer, got 0'],

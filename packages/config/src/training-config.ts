@@ -36,7 +36,7 @@ import { parseJsonText } from './json-text.js';
 import { formatPythonJson, PythonFloat } from './python-json.js';
 
 /** The requests `initBackend` of `@peft-ts/core/backend` accepts (`backendNames` there; a test keeps the two equal). */
-export const trainingBackends = ['auto', 'native', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export const trainingBackends = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type TrainingBackend = (typeof trainingBackends)[number];
 
 export const learningRateSchedulerTypes = ['linear', 'cosine', 'constant'] as const;

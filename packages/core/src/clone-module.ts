@@ -31,8 +31,14 @@ export function cloneSharingParameters(module: Module): Module {
   return clone;
 }
 
-/** A deep copy: same structure, every parameter copied (PyTorch `copy.deepcopy` of a module). */
+type DeepCopying = Module & { deepCopy(): Module };
+
+/**
+ * A deep copy: same structure, every parameter copied (PyTorch `copy.deepcopy` of a module). A module with a
+ * `deepCopy()` of its own (frozen half-precision layers give a trainable float copy) makes it.
+ */
 export function copyModule(module: Module): Module {
+  if ('deepCopy' in module && typeof module.deepCopy === 'function') return (module as DeepCopying).deepCopy();
   const clone = cloneSharingParameters(module);
   for (const [, child] of clone.namedModules()) {
     for (const [name, parameter] of child.directParameters()) {

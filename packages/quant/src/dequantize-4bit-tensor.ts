@@ -4,7 +4,14 @@ import { fourBitCode } from './four-bit-code.js';
 import { unpackWordsTensor, wordsTensor } from './packed-words.js';
 import type { QuantType } from './quant-state.js';
 import type { Quantized4bit } from './quantize-4bit.js';
-import { dequantize4bitKernel, matMul4bitKernel, nestedAbsmaxKernel, type FourBitKernelAttributes, type FourBitKernelInputs } from './webgpu-kernels.js';
+import {
+  FUSED_KERNEL_BACKENDS,
+  dequantize4bitKernel,
+  matMul4bitKernel,
+  nestedAbsmaxKernel,
+  type FourBitKernelAttributes,
+  type FourBitKernelInputs,
+} from './webgpu-kernels.js';
 
 /** A 4-bit weight as tensors: the packed codes and absmax as a layer stores them. */
 export type FourBitTensors = {
@@ -68,7 +75,7 @@ function restoreAbsmax(weight: FourBitTensors): tf.Tensor {
   const blocks = Math.ceil(elementCount(weight.shape) / weight.blocksize);
   const map = tf.tensor1d(DYNAMIC_MAP);
   const scaled =
-    tf.getBackend() === 'webgpu'
+    FUSED_KERNEL_BACKENDS.has(tf.getBackend())
       ? nestedAbsmaxKernel(codes, map, absmax, blocks, Math.log2(blocksize))
       : scaleBlocks(tf.gather(map, unpackWordsTensor(codes, blocks)), absmax, blocksize, blocks);
   return tf.add(scaled, tf.scalar(offset));
@@ -83,12 +90,12 @@ function kernelArguments(weight: FourBitTensors): [FourBitKernelInputs, FourBitK
 
 /**
  * bnb `dequantize_4bit` on a device backend, float32 in the weight's shape, equal to `dequantize4bit` bit for bit:
- * each value is one fp32 multiply of its code by its block's absmax. On webgpu a kernel decodes the words; elsewhere
+ * each value is one fp32 multiply of its code by its block's absmax. On webgpu and native a kernel decodes the words; elsewhere
  * tf ops unpack the bytes and gather both nibbles of each from a 256-entry table.
  */
 export function dequantize4bitTensor(weight: FourBitTensors): tf.Tensor {
   return tf.tidy(() => {
-    if (tf.getBackend() === 'webgpu') return tf.reshape(dequantize4bitKernel(...kernelArguments(weight)), [...weight.shape]);
+    if (FUSED_KERNEL_BACKENDS.has(tf.getBackend())) return tf.reshape(dequantize4bitKernel(...kernelArguments(weight)), [...weight.shape]);
     const count = elementCount(weight.shape);
     const bytes = unpackWordsTensor(weight.packed, Math.ceil(count / 2));
     const pairs = tf.gather(tf.tensor2d(nibblePairTable(weight.quantType), [256, 2]), bytes);
@@ -97,12 +104,12 @@ export function dequantize4bitTensor(weight: FourBitTensors): tf.Tensor {
 }
 
 /**
- * `x·Wᵀ` for a 2-D x and a 4-bit [out, in] weight. On webgpu the product dequantizes tile by tile inside the kernel
+ * `x·Wᵀ` for a 2-D x and a 4-bit [out, in] weight. On webgpu and native the product dequantizes tile by tile inside the kernel
  * (differentiable in x); elsewhere it multiplies by `dequantize4bitTensor`'s weight.
  */
 export function matMul4bitTensor(x: tf.Tensor2D, weight: FourBitTensors): tf.Tensor2D {
   return tf.tidy(() => {
-    if (tf.getBackend() === 'webgpu') return matMul4bitKernel(x, ...kernelArguments(weight), true);
+    if (FUSED_KERNEL_BACKENDS.has(tf.getBackend())) return matMul4bitKernel(x, ...kernelArguments(weight), true);
     return tf.matMul(x, dequantize4bitTensor(weight), false, true);
   });
 }

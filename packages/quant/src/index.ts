@@ -1,5 +1,7 @@
 export { assertBlocksize } from './assert-blocksize.js';
 export { blockwiseAbsmax } from './blockwise-absmax.js';
+export { bnbCheckpointLinear } from './bnb-checkpoint-linear.js';
+export { BNB_ROW_WEIGHT_FORMAT, linear4bitStateDict, linear8bitStateDict, quantStateKey } from './bnb-state-dict.js';
 export { dequantize4bit } from './dequantize-4bit.js';
 export { dequantize4bitTensor, fourBitTensors, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 export { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';

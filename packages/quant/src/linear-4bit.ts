@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
+import { linear4bitStateDict } from './bnb-state-dict.js';
 import { dequantize4bit } from './dequantize-4bit.js';
 import { dequantize4bitTensor, fourBitTensors, matMul4bitTensor, type FourBitTensors } from './dequantize-4bit-tensor.js';
 import { dequantize4bitTransposed } from './dequantize-4bit-transposed.js';
@@ -28,8 +30,8 @@ type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
  * 8-bit codes (in words too) plus one fp32 per 256 blocks, so about 0.516 bytes per parameter with NF4 + double
  * quant. Each weight value is the single fp32 product `code · absmax` of bnb's `dequantize_4bit`, bit for bit,
  * and the forward computes `x·Wᵀ + b` in float32. On cpu/wasm (HOST_BACKENDS) a loop over the bytes dequantizes
- * straight into the transposed layout the product needs (about 5× faster there than a tf-op gather); on webgpu a
- * fused kernel dequantizes inside the matMul, so the float weight is never materialised; elsewhere tf ops
+ * straight into the transposed layout the product needs (about 5× faster there than a tf-op gather); on webgpu and
+ * native a fused kernel dequantizes tile by tile inside the matMul, so the float weight is never materialised; elsewhere tf ops
  * dequantize on the device. The gradient reaches the input only (the weight is frozen, as in bnb), and the
  * backward dequantizes again instead of keeping the float weight alive until then.
  */
@@ -131,20 +133,31 @@ export class Linear4bit extends Module implements LinearLike {
     });
   }
 
-  /** The stored codes and quant state in bnb's form (read back from the tensors). */
+  /** The stored codes and quant state in bnb's form (read back from the tensors, synchronously: cpu/wasm). */
   quantized(): Quantized4bit {
+    return this.quantizedFrom((name) => this.parameter(name).value.dataSync() as Int32Array | Float32Array);
+  }
+
+  /** The codes and quant state as bnb's `Linear4bit` saves them (read back asynchronously, so webgpu can too). */
+  async checkpointTensors(): Promise<Map<string, SafetensorsTensor>> {
+    const names = this.doubleQuantized ? ['weight', 'absmax', 'nested_absmax'] : ['weight', 'absmax'];
+    const values = new Map(await Promise.all(names.map(async (name) => [name, (await this.parameter(name).value.data()) as Int32Array | Float32Array] as const)));
+    return linear4bitStateDict(this.quantizedFrom((name) => values.get(name)!));
+  }
+
+  private quantizedFrom(read: (name: string) => Int32Array | Float32Array): Quantized4bit {
     const { offset, nestedBlocksize, ...fields } = this.state;
     const count = this.outFeatures * this.inFeatures;
-    const bytes = (name: string, byteLength: number) => Uint8Array.from(bytesOfWords(this.parameter(name).value.dataSync() as Int32Array, byteLength));
+    const bytes = (name: string, byteLength: number) => Uint8Array.from(bytesOfWords(read(name) as Int32Array, byteLength));
     const packed = bytes('weight', Math.ceil(count / 2));
     const state: QuantState4bit =
       offset === null
-        ? { ...fields, absmax: Float32Array.from(this.parameter('absmax').value.dataSync()) }
+        ? { ...fields, absmax: Float32Array.from(read('absmax')) }
         : {
             ...fields,
             nested: {
               codes: bytes('absmax', Math.ceil(count / fields.blocksize)),
-              absmax: Float32Array.from(this.parameter('nested_absmax').value.dataSync()),
+              absmax: Float32Array.from(read('nested_absmax')),
               offset,
               blocksize: nestedBlocksize,
             },

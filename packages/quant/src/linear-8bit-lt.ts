@@ -1,12 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
+import { linear8bitStateDict } from './bnb-state-dict.js';
 import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
 import { int8VectorwiseQuantize, type Int8Matrix } from './int8-vectorwise-quantize.js';
 import { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
 import { unpackInt8 } from './unpack-int8.js';
 import { bytesOfWords, packBytesIntoWords, unpackWordsTensor } from './packed-words.js';
-import { int8CodesKernel } from './webgpu-kernels.js';
+import { FUSED_KERNEL_BACKENDS, int8CodesKernel, matMulInt8Kernel } from './webgpu-kernels.js';
+import { NATIVE_BACKEND } from './native-kernels.js';
 
 export type Linear8bitLtOptions = {
   /**
@@ -99,8 +102,9 @@ export class Linear8bitLt extends Module implements LinearLike {
       }),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => {
-          const weight = this.dequantizeColumns(this.weightCodes());
-          return tf.reshape(matMul(tf.reshape(dy, [-1, this.outFeatures]), weight), input.shape);
+          const flatGradient = tf.reshape(dy, [-1, this.outFeatures]) as tf.Tensor2D;
+          if (this.nativeProducts()) return tf.reshape(this.nativeProduct(flatGradient, true, false), input.shape);
+          return tf.reshape(matMul(flatGradient, this.dequantizeColumns(this.weightCodes())), input.shape);
         }),
     })) as unknown as CustomGradFunction) as (input: tf.Tensor) => tf.Tensor;
   }
@@ -152,16 +156,34 @@ export class Linear8bitLt extends Module implements LinearLike {
     };
   }
 
+  /** The codes and row absmax as bnb's `Linear8bitLt` saves them (read back asynchronously, so webgpu can too). */
+  async checkpointTensors(): Promise<Map<string, SafetensorsTensor>> {
+    const [words, rowStats] = await Promise.all([this.parameter('weight').value.data(), this.parameter('SCB').value.data()]);
+    const bytes = bytesOfWords(words as Int32Array, this.outFeatures * this.inFeatures);
+    return linear8bitStateDict({ quantized: unpackInt8(bytes), rowStats: Float32Array.from(rowStats), rows: this.outFeatures, columns: this.inFeatures });
+  }
+
   /** The stored offset-binary code bytes, read back from their words. */
   private codeBytes(): Uint8Array {
     return bytesOfWords(this.parameter('weight').value.dataSync() as Int32Array, this.outFeatures * this.inFeatures);
+  }
+
+  /** Whether the backend multiplies by the stored codes directly (native), one dequantized tile at a time. */
+  private nativeProducts(): boolean {
+    return tf.getBackend() === NATIVE_BACKEND;
+  }
+
+  /** `x·Wᵀ` (transposeWeight) or `x·W` on the native backend: W the integer codes, or (scaled) bnb's dequantized weight. */
+  private nativeProduct(x: tf.Tensor2D, scaled: boolean, transposeWeight: boolean): tf.Tensor2D {
+    const layout = { weightRows: this.outFeatures, weightColumns: this.inFeatures, offset: INT8_BYTE_OFFSET };
+    return matMulInt8Kernel(x, this.parameter('weight').value, scaled ? this.parameter('SCB').value : null, layout, transposeWeight);
   }
 
   /** The int8 codes as float32 [out, in] (exact small integers): unpacked on the device, or on the host on cpu/wasm. */
   private weightCodes(): tf.Tensor2D {
     const shape: [number, number] = [this.outFeatures, this.inFeatures];
     const backend = tf.getBackend();
-    if (backend === 'webgpu') return int8CodesKernel(this.parameter('weight').value, ...shape, INT8_BYTE_OFFSET);
+    if (FUSED_KERNEL_BACKENDS.has(backend)) return int8CodesKernel(this.parameter('weight').value, ...shape, INT8_BYTE_OFFSET);
     if (!HOST_BACKENDS.has(backend)) {
       const bytes = unpackWordsTensor(this.parameter('weight').value, shape[0] * shape[1]);
       return tf.reshape(tf.sub(tf.cast(bytes, 'float32'), INT8_BYTE_OFFSET), shape);
@@ -180,7 +202,9 @@ export class Linear8bitLt extends Module implements LinearLike {
   /** LLM.int8() product of `flat` [tokens, in] with the weight, bias excluded. */
   private int8Product(flat: tf.Tensor2D): tf.Tensor2D {
     const magnitudes = tf.abs(flat);
-    const weightCodes = this.weightCodes();
+    // Natively the codes are multiplied as stored; the float codes are only made for outlier columns.
+    let codesTensor: tf.Tensor2D | null = null;
+    const weightCodes = () => (codesTensor ??= this.weightCodes());
     let kept = magnitudes;
     let outlierColumns: Int32Array = new Int32Array(0);
     let outlierMask: tf.Tensor | null = null;
@@ -207,11 +231,16 @@ export class Linear8bitLt extends Module implements LinearLike {
     }
     if (outlierMask) codes = tf.mul(codes, tf.sub(1, outlierMask));
     const scbOver127Squared = tf.div(this.parameter('SCB').value, 127 * 127);
-    const output = tf.mul(tf.mul(integerProduct(codes, weightCodes), tf.reshape(rowStats, [-1, 1])), tf.reshape(scbOver127Squared, [1, -1]));
-    if (outlierMask) return tf.add(output, matMul(tf.mul(flat, outlierMask), this.dequantizeColumns(weightCodes), false, true)) as tf.Tensor2D;
+    const codeProduct = this.nativeProducts() ? this.nativeProduct(codes, false, true) : integerProduct(codes, weightCodes());
+    const output = tf.mul(tf.mul(codeProduct, tf.reshape(rowStats, [-1, 1])), tf.reshape(scbOver127Squared, [1, -1]));
+    if (outlierMask) {
+      const outliers = tf.mul(flat, outlierMask) as tf.Tensor2D;
+      const outlierProduct = this.nativeProducts() ? this.nativeProduct(outliers, true, true) : matMul(outliers, this.dequantizeColumns(weightCodes()), false, true);
+      return tf.add(output, outlierProduct) as tf.Tensor2D;
+    }
     if (outlierColumns.length === 0) return output as tf.Tensor2D;
     const indices = tf.tensor1d(outlierColumns, 'int32');
-    const outlierWeight = this.dequantizeColumns(tf.gather(weightCodes, indices, 1) as tf.Tensor2D);
+    const outlierWeight = this.dequantizeColumns(tf.gather(weightCodes(), indices, 1) as tf.Tensor2D);
     return tf.add(output, matMul(tf.gather(flat, indices, 1), outlierWeight, false, true)) as tf.Tensor2D;
   }
 

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { elementwiseProgram, namedInputs as kernelNamedInputs, type WebgpuBackendLike } from '@peft-ts/core';
+import { MATMUL_INT8_KERNEL, registerNativeKernels, type Int8Layout } from './native-kernels.js';
 
 /**
  * WebGPU kernels of the quantized layers, registered with tfjs under their own names. For the 4-bit layer, one
@@ -8,14 +10,16 @@ import * as tf from '@tensorflow/tfjs-core';
  * fused product differs from `matMul(x, dequantized)` only in summation order. For the 8-bit layer, one unpacks
  * its int8 codes from words into float32 (exact small integers).
  *
- * The programs are plain objects in the shape tfjs-backend-webgpu compiles (its `WebGPUProgram`): tfjs writes the
- * bindings (`result`, one array per input), the shape uniforms and the `_start` entry point that calls `main`.
+ * The programs are built with core's `elementwiseProgram` helpers (plain objects tfjs-backend-webgpu compiles).
  */
 
 export const DEQUANTIZE_4BIT_KERNEL = 'PeftDequantize4bit';
 export const MATMUL_4BIT_KERNEL = 'PeftMatMul4bit';
 export const INT8_CODES_KERNEL = 'PeftInt8Codes';
 export const NESTED_ABSMAX_KERNEL = 'PeftNestedAbsmax';
+
+/** Backends these kernels are registered for: webgpu here, native in native-kernels.ts. */
+export const FUSED_KERNEL_BACKENDS: ReadonlySet<string> = new Set(['webgpu', 'native']);
 
 /** The inputs both kernels read: packed words (int32), fp32 absmax per block, and the 16 fp32 code values. */
 export type FourBitKernelInputs = { readonly packed: tf.Tensor; readonly absmax: tf.Tensor; readonly code: tf.Tensor };
@@ -28,8 +32,6 @@ export type FourBitKernelAttributes = {
   readonly blockShift: number;
 };
 
-type ProgramUniform = { type: 'int32'; data: number[] };
-type WebgpuBackendLike = { runWebGPUProgram(program: object, inputs: tf.TensorInfo[], dtype: 'float32', uniforms: ProgramUniform[]): tf.TensorInfo };
 
 const INPUT_NAMES = ['Packed', 'Absmax', 'Code'] as const;
 
@@ -185,32 +187,6 @@ function matMulProgram(outputShape: [number, number], transposeWeight: boolean, 
   };
 }
 
-const ELEMENTWISE_WORKGROUP = 256;
-
-/** One thread per output element; `value` is a WGSL expression of the flat `index` (a u32). */
-function elementwiseProgram(shaderKey: string, variableNames: readonly string[], outputShape: number[], uniforms: string, functions: string, value: string) {
-  const count = outputShape.reduce((product, size) => product * size, 1);
-  return {
-    variableNames: [...variableNames],
-    uniforms,
-    size: true,
-    workgroupSize: [ELEMENTWISE_WORKGROUP, 1, 1] as [number, number, number],
-    outputShape,
-    dispatchLayout: { x: outputShape.map((_, axis) => axis) },
-    dispatch: [Math.ceil(count / ELEMENTWISE_WORKGROUP), 1, 1] as [number, number, number],
-    shaderKey,
-    getUserCode: () => `
-  ${functions}
-  fn main(flatIndex : i32) {
-    if (flatIndex < uniforms.size) {
-      let index = u32(flatIndex);
-      setOutputAtIndex(flatIndex, ${value});
-    }
-  }
-`,
-  };
-}
-
 const dequantizeProgram = (outputShape: number[]) =>
   elementwiseProgram('peftDequantize4bit', INPUT_NAMES, outputShape, 'blockShift : i32,', WEIGHT_VALUE, 'weightValue(index)');
 
@@ -229,13 +205,7 @@ const int8CodesProgram = (outputShape: number[], offset: number) =>
 const nestedAbsmaxProgram = (blocks: number) =>
   elementwiseProgram('peftNestedAbsmax', ['Packed', 'Map', 'Scales'], [blocks], 'blockShift : i32,', BYTE_AT, 'Map[byteAt(index)] * Scales[index >> u32(uniforms.blockShift)]');
 
-function namedInputs(inputs: tf.NamedTensorInfoMap, names: readonly string[]): tf.TensorInfo[] {
-  return names.map((name) => {
-    const input = inputs[name];
-    if (!input) throw new Error(`a quantization kernel's input '${name}' is missing`);
-    return input;
-  });
-}
+const namedInputs = (inputs: tf.NamedTensorInfoMap, names: readonly string[]) => kernelNamedInputs(inputs, names, 'a quantization kernel');
 
 const kernelInputs = (inputs: tf.NamedTensorInfoMap) => namedInputs(inputs, ['packed', 'absmax', 'code']);
 
@@ -304,15 +274,21 @@ function ensureRegistered(): void {
   if (registered) return;
   registered = true;
   if (!tf.getKernel(MATMUL_4BIT_KERNEL, 'webgpu')) registerKernels();
+  registerNativeKernels({
+    dequantize4bit: DEQUANTIZE_4BIT_KERNEL,
+    matMul4bit: MATMUL_4BIT_KERNEL,
+    int8Codes: INT8_CODES_KERNEL,
+    nestedAbsmax: NESTED_ABSMAX_KERNEL,
+  });
 }
 
-/** The dequantized float32 [rows, columns] weight, on the webgpu backend. */
+/** The dequantized float32 [rows, columns] weight, on webgpu or native. */
 export function dequantize4bitKernel(inputs: FourBitKernelInputs, attributes: FourBitKernelAttributes): tf.Tensor2D {
   ensureRegistered();
   return tf.engine().runKernel(DEQUANTIZE_4BIT_KERNEL, { ...inputs }, { ...attributes }) as tf.Tensor2D;
 }
 
-/** `x·Wᵀ` (or `x·W`) for a 2-D x without materialising W, on the webgpu backend; differentiable in x. */
+/** `x·Wᵀ` (or `x·W`) for a 2-D x without materialising W, on webgpu or native; differentiable in x. */
 export function matMul4bitKernel(
   x: tf.Tensor,
   inputs: FourBitKernelInputs,
@@ -323,7 +299,7 @@ export function matMul4bitKernel(
   return tf.engine().runKernel(MATMUL_4BIT_KERNEL, { x, ...inputs }, { ...attributes, transposeWeight }) as tf.Tensor2D;
 }
 
-/** int8 codes stored offset-binary, four to a word, as float32 [rows, columns], on the webgpu backend. */
+/** int8 codes stored offset-binary, four to a word, as float32 [rows, columns], on webgpu or native. */
 export function int8CodesKernel(packed: tf.Tensor, rows: number, columns: number, offset: number): tf.Tensor2D {
   ensureRegistered();
   return tf.engine().runKernel(INT8_CODES_KERNEL, { packed }, { rows, columns, offset }) as tf.Tensor2D;
@@ -331,9 +307,19 @@ export function int8CodesKernel(packed: tf.Tensor, rows: number, columns: number
 
 /**
  * `map[code[b]] · scales[b >> blockShift]` for `blocks` codes stored four to a word (one fp32 multiply each, as the
- * host's double-quantization restore before its offset), on the webgpu backend.
+ * host's double-quantization restore before its offset), on webgpu or native.
  */
 export function nestedAbsmaxKernel(codes: tf.Tensor, map: tf.Tensor, scales: tf.Tensor, blocks: number, blockShift: number): tf.Tensor1D {
   ensureRegistered();
   return tf.engine().runKernel(NESTED_ABSMAX_KERNEL, { codes, map, scales }, { blocks, blockShift }) as tf.Tensor1D;
+}
+
+/**
+ * `x·Wᵀ` (transposeWeight) or `x·W` for a 2-D x and int8 codes W [weightRows, weightColumns] (offset-binary bytes in
+ * int32 words), on the native backend: with rowScales, W is bnb's dequantized `fp32(fp32(code·scale)·fp32(1/127))`;
+ * without, the integer codes, summed exactly over 1024 columns at a time (as the 8-bit layer's host product).
+ */
+export function matMulInt8Kernel(x: tf.Tensor, packed: tf.Tensor, rowScales: tf.Tensor | null, layout: Int8Layout, transposeWeight: boolean): tf.Tensor2D {
+  ensureRegistered();
+  return tf.engine().runKernel(MATMUL_INT8_KERNEL, { x, packed, ...(rowScales ? { rowScales } : {}) }, { ...layout, transposeWeight }) as tf.Tensor2D;
 }

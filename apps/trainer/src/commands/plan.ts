@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { PeftError, countParameters, isLinearLike, type Module } from '@peft-ts/core';
+import { Embedding, Linear, PeftError, countParameters, isHalfDtype, isLinearLike, type Module } from '@peft-ts/core';
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { ADAPTER_CONFIG_FILE, LoraModel } from '@peft-ts/lora';
 import { MistralForCausalLM, parseMistralConfig } from '@peft-ts/model-mistral';
@@ -64,6 +64,7 @@ export async function planRun(options: {
   const counts = countParameters(model);
   const trainableParams = options.adapterConfig ? counts.trainable : counts.total;
   const quantized = options.quant ? quantizedLinearPaths(model) : new Set<string>();
+  const halfBase = isHalfDtype(config.torch_dtype);
   let torchNumel = 0;
   let weights = 0;
   const seen = new Set<unknown>();
@@ -80,7 +81,9 @@ export async function planRun(options: {
         weights += quantizedWeightBytes([...parameter.shape], { kind: 'int8' }).totalBytes;
       } else {
         torchNumel += parameter.size;
-        if (!parameter.requiresGrad || !options.adapterConfig) weights += parameter.byteLength;
+        // A half checkpoint's frozen linear and embedding weights stay half in memory (HalfLinear, HalfEmbedding).
+        const half = halfBase && name === 'weight' && (module instanceof Linear || module instanceof Embedding);
+        if (!parameter.requiresGrad || !options.adapterConfig) weights += half ? parameter.byteLength / 2 : parameter.byteLength;
       }
     }
   }

@@ -4,7 +4,7 @@ import { loadAdapter, loadLoraModel, type LoraModel } from '@peft-ts/lora';
 import { TokenizerError, loadMistral, loadTokenizer, readMistralConfig, type MistralForCausalLM, type MistralTokenizer } from '@peft-ts/model-mistral';
 import { adapterMethod } from './adapter-method.js';
 import type { TextTokenizer } from '../data/text-tokenizer.js';
-import { quantizedLinearFactory } from '@peft-ts/quant';
+import { bnbCheckpointLinear, quantizedLinearFactory } from '@peft-ts/quant';
 
 export type QuantizationShorthand = '4bit' | '8bit';
 
@@ -53,7 +53,8 @@ export async function loadDataTokenizer(directory: string): Promise<TextTokenize
 
 /**
  * A Hugging Face model directory, quantized on load when asked, reporting each linear weight as
- * it is read (and quantized); the tokenizer when asked for.
+ * it is read (and quantized); a checkpoint saved pre-quantized by bitsandbytes keeps its stored codes; the
+ * tokenizer when asked for.
  */
 export async function loadBaseModel(
   directory: string,
@@ -70,6 +71,7 @@ export async function loadBaseModel(
       options.onProgress?.(++done, linearWeights);
       return quantize?.(context);
     },
+    loadQuantizedLinear: bnbCheckpointLinear,
   });
   const tokenizer = options.needsTokenizer === false ? null : await loadTokenizer(directory);
   return { model, tokenizer };

@@ -1,3 +1,4 @@
+import { HalfEmbedding } from '@peft-ts/core';
 import { fixturePath } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { initBackend } from '@peft-ts/core/backend';
@@ -18,5 +19,15 @@ describe('parameterReport', () => {
     const adapter = 5 * (4 * 128 + 4 * 96);
     expect(parameterReport(model)).toMatchObject({ trainable: adapter, total: 201_408 + adapter });
     expect(parameterReport(model).line).toBe(`trainable params: 4,480 || all params: 205,888 || trainable%: ${((100 * 4480) / 205888).toFixed(4)}`);
+  });
+
+  it('counts half-precision weights (a bf16 checkpoint) as their float size', async () => {
+    const directory = new URL('../../demo/base-model', import.meta.url).pathname;
+    const [half, widened] = [await loadMistral(directory), await loadMistral(directory, { torchDtype: 'float32' })];
+    expect(half.getSubmodule('model.embed_tokens')).toBeInstanceOf(HalfEmbedding);
+    // The half weights are frozen as loaded, the widened ones are not until an adapter freezes them: compare totals.
+    expect(parameterReport(half).total).toBe(parameterReport(widened).total);
+    half.dispose();
+    widened.dispose();
   });
 });

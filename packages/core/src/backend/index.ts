@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { PeftError } from '../errors.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
 
-export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
 export type BackendRequest = BackendName | 'auto';
 
 export type BackendInfo = {
@@ -13,7 +13,7 @@ export type BackendInfo = {
   readonly detail: string;
 };
 
-export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'];
 
 export class BackendError extends PeftError {}
 
@@ -164,6 +164,42 @@ function mayHaveHardwareGpu(): boolean {
   });
 }
 
+type NativeBackendModule = typeof import('@peft-ts/backend-native');
+
+/** Loaded by name, as tfjs-node is: an optional package, so core has no build-time tie to it. */
+const NATIVE_PACKAGE = '@peft-ts/backend-native';
+const NATIVE_SETUP = `install ${NATIVE_PACKAGE} with OpenBLAS (apt-get install libopenblas-dev, or your system's OpenBLAS package) and a C++ compiler`;
+
+let nativeModule: Promise<NativeBackendModule | null> | null = null;
+
+function loadNativeModule(): Promise<NativeBackendModule | null> {
+  nativeModule ??= (import(NATIVE_PACKAGE) as Promise<NativeBackendModule>).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ERR_MODULE_NOT_FOUND') return null;
+    throw error;
+  });
+  return nativeModule;
+}
+
+/** Whether the native backend can start here: its package is installed and its addon (with OpenBLAS) loads. */
+export async function nativeBackendAvailable(): Promise<boolean> {
+  return Boolean((await loadNativeModule())?.nativeBackendStatus().available);
+}
+
+async function initNative(): Promise<string> {
+  const native = await loadNativeModule();
+  if (!native) throw new BackendError(`native: ${NATIVE_PACKAGE} is not installed; ${NATIVE_SETUP}`);
+  const status = native.nativeBackendStatus();
+  if (!status.available) throw new BackendError(`native: ${status.reason}`);
+  let threads: number;
+  try {
+    ({ threads } = native.registerNativeBackend());
+  } catch (error) {
+    throw new BackendError((error as Error).message);
+  }
+  await activate('native');
+  return `${NATIVE_PACKAGE} (OpenBLAS, ${threads} thread${threads === 1 ? '' : 's'})`;
+}
+
 async function initWasm(): Promise<string> {
   await import('@tensorflow/tfjs-backend-wasm');
   await activate('wasm');
@@ -179,7 +215,8 @@ async function initCpu(): Promise<string> {
 
 /**
  * Selects and initialises a tfjs backend, registering gradients first. `auto` tries, in order,
- * tfjs-node(-gpu) when installed, a hardware WebGPU adapter, then wasm.
+ * tfjs-node(-gpu) when installed, a hardware WebGPU adapter, the native backend when its addon is
+ * built, then wasm.
  */
 export async function initBackend(request: BackendRequest = 'auto'): Promise<BackendInfo> {
   if (!backendNames.includes(request)) {
@@ -191,6 +228,8 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
       return { name: 'tensorflow', detail: await initTensorflow() };
     case 'webgpu':
       return { name: 'webgpu', detail: await initWebgpu(false) };
+    case 'native':
+      return { name: 'native', detail: await initNative() };
     case 'wasm':
       return { name: 'wasm', detail: await initWasm() };
     case 'cpu':
@@ -203,9 +242,11 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
           'webgpu',
           () => (mayHaveHardwareGpu() ? initWebgpu(true) : Promise.reject(new BackendError('no Vulkan driver installed'))),
         ],
+        ['native', initNative],
       ] as const) {
         try {
-          return { name, detail: await init() };
+          const detail = await init();
+          return { name, detail: skipped.length ? `${detail}; skipped ${skipped.join(', ')}` : detail };
         } catch (error) {
           skipped.push(`${name} (${(error as Error).message})`);
         }

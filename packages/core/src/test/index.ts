@@ -1,16 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { initBackend, type BackendName } from '../backend/index.js';
+import { initBackend, nativeBackendAvailable, type BackendName } from '../backend/index.js';
+
+const defaultBackends: BackendName[] = ['cpu', 'wasm', ...((await nativeBackendAvailable()) ? (['native'] as const) : [])];
 
 /**
- * The backends numeric suites run on: cpu (exact reference) and wasm (fast path) by default,
- * or the comma-separated list in PEFT_TS_BACKEND (e.g. `tensorflow`; the suites read back synchronously, which
+ * The backends numeric suites run on: cpu (exact reference), wasm, and native where its addon is
+ * built, by default, or the comma-separated list in PEFT_TS_BACKEND (e.g. `tensorflow`; the suites read back synchronously, which
  * WebGPU cannot do under Node).
  */
 export function testBackends(): BackendName[] {
   const requested = process.env.PEFT_TS_BACKEND;
-  return requested ? (requested.split(',').map((name) => name.trim()) as BackendName[]) : ['cpu', 'wasm'];
+  return requested ? (requested.split(',').map((name) => name.trim()) as BackendName[]) : [...defaultBackends];
 }
 
 /** Runs the same suite once per backend (tfjs' describeWithFlags idea), switching in beforeAll. */

@@ -1,6 +1,23 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { FLOAT_WEIGHT_DTYPES, Linear, StateDictError, checkFiniteValues, type FiniteCheck, type LinearLike, type Module } from '@peft-ts/core';
-import { openCheckpoint, type ShardedCheckpoint } from '@peft-ts/core/safetensors';
+import {
+  Embedding,
+  FLOAT_WEIGHT_DTYPES,
+  HalfEmbedding,
+  HalfLinear,
+  Linear,
+  StateDictError,
+  checkFiniteValues,
+  isHalfDtype,
+  narrowToHalfBits,
+  widenHalfBits,
+  type FiniteCheck,
+  type HalfDtype,
+  type HalfMatrix,
+  type LinearLike,
+  type Module,
+  type StoredLayerTensors,
+} from '@peft-ts/core';
+import { openCheckpoint, type SafetensorsDtype, type SafetensorsTensor, type ShardedCheckpoint } from '@peft-ts/core/safetensors';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MistralConfigError, parseMistralConfig, type MistralConfig } from './mistral-config.js';
@@ -24,7 +41,20 @@ export type LoadMistralOptions = {
   readonly createLinear?: (context: LinearWeightContext) => LinearLike | undefined;
   /** Replaces config.json fields before the model is built (e.g. `{ sliding_window: null }`). */
   readonly configOverrides?: Partial<MistralConfig>;
+  /**
+   * `'auto'` (the default): when config.json's `torch_dtype` is float16 or bfloat16, linear and embedding weights
+   * stored in it stay in half precision (`HalfLinear`, `HalfEmbedding`: 2 bytes a parameter, widened per product;
+   * frozen, as a base under adapters is); norms are float32. `'float32'` widens every tensor on load.
+   */
+  readonly torchDtype?: 'auto' | 'float32';
+  /**
+   * Builds a layer from the stored tensors of a pre-quantized checkpoint (a config.json `quantization_config`, e.g.
+   * a "-bnb-4bit" model): pass `bnbCheckpointLinear` from `@peft-ts/quant`. Required for such checkpoints.
+   */
+  readonly loadQuantizedLinear?: (layer: StoredLayerTensors) => LinearLike;
 } & FiniteCheck;
+
+const HALF_SAFETENSORS_DTYPES: Readonly<Record<HalfDtype, SafetensorsDtype>> = { float16: 'F16', bfloat16: 'BF16' };
 
 /** Reads and validates `<directory>/config.json`. */
 export async function readMistralConfig(directory: string): Promise<MistralConfig> {
@@ -43,11 +73,12 @@ export async function readMistralConfig(directory: string): Promise<MistralConfi
 
 /**
  * Loads a transformers `MistralForCausalLM` checkpoint directory: config.json plus model.safetensors or a sharded
- * model.safetensors.index.json, in F32, F16 or BF16 (computed in float32). The model is built shape-only and every
- * tensor is read, converted and placed one at a time. Missing, unexpected and mis-shaped tensors are all reported in
- * one StateDictError before anything is read. Weights holding NaN or ±Inf are warned about (`onWarning`), or refused
- * with `strict`. With tied embeddings a stored `lm_head.weight` is ignored, as
- * transformers' `tie_weights` overrides it.
+ * model.safetensors.index.json, in F32, F16 or BF16 (computed in float32; a half checkpoint's linear and embedding
+ * weights stay half in memory, see `torchDtype`), or pre-quantized by bitsandbytes (see `loadQuantizedLinear`). The
+ * model is built shape-only and every tensor is read, converted and placed one at a time. Missing, unexpected and
+ * mis-shaped tensors are all reported in one StateDictError before anything is read. Float weights holding NaN or
+ * ±Inf are warned about (`onWarning`), or refused with `strict`. With tied embeddings a stored `lm_head.weight` is
+ * ignored, as transformers' `tie_weights` overrides it.
  */
 export async function loadMistral(directory: string, options: LoadMistralOptions = {}): Promise<MistralForCausalLM> {
   const fileConfig = await readMistralConfig(directory);
@@ -55,23 +86,46 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
     ? parseMistralConfig({ ...fileConfig, ...options.configOverrides }, { source: join(directory, 'config.json') })
     : fileConfig;
   const checkpoint = await openCheckpoint(directory);
+  const halfDtype = options.torchDtype !== 'float32' && isHalfDtype(config.torch_dtype) ? config.torch_dtype : null;
   let model: MistralForCausalLM | undefined;
   try {
     checkLayerCount(config, checkpoint, join(directory, 'config.json'));
     model = new MistralForCausalLM(config, { meta: true });
-    const plan = planLoad(model, checkpoint);
-    for (const { name, path, module, parameterName } of plan) {
+    const { tensors, quantizedLayers } = planLoad(model, checkpoint);
+    for (const layer of quantizedLayers) {
+      model.setSubmodule(layer.path, await loadQuantizedLayer(options, config, checkpoint, layer));
+    }
+    for (const { name, path, module, parameterName } of tensors) {
+      const storedDtype = checkpoint.info(name).dtype;
+      const halfWeight = halfDtype && parameterName === 'weight' && storedDtype === HALF_SAFETENSORS_DTYPES[halfDtype];
+      if (halfWeight && module instanceof Embedding) {
+        const matrix = await readHalfMatrix(checkpoint, name, halfDtype, [module.numEmbeddings, module.embeddingDim], options);
+        model.setSubmodule(path, new HalfEmbedding(matrix, { paddingIndex: module.paddingIndex }));
+        continue;
+      }
+      if (halfWeight && module instanceof Linear && !options.createLinear) {
+        model.setSubmodule(path, new HalfLinear(await readHalfMatrix(checkpoint, name, halfDtype, [module.outFeatures, module.inFeatures], options)));
+        continue;
+      }
       const stored = await checkpoint.readTensor(name);
       checkFiniteValues(stored.data as Float32Array, { file: checkpoint.shardOf(name).path, tensor: name }, options);
       const tensor = tf.tensor(stored.data as Float32Array, [...stored.shape], 'float32');
       try {
         const replacement = options.createLinear && module instanceof Linear ? createLinear(options.createLinear, path, tensor) : undefined;
-        if (replacement) model.setSubmodule(path, replacement);
-        else module.parameter(parameterName).set(tensor, name);
+        if (replacement) {
+          model.setSubmodule(path, replacement);
+        } else if (halfWeight && module instanceof Linear) {
+          // The float values came from half patterns, so narrowing them again is exact (and needs no read back).
+          const bits = narrowToHalfBits(stored.data as Float32Array, halfDtype);
+          model.setSubmodule(path, new HalfLinear({ dtype: halfDtype, rows: module.outFeatures, columns: module.inFeatures, bits }));
+        } else {
+          module.parameter(parameterName).set(tensor, name);
+        }
       } finally {
         tensor.dispose();
       }
     }
+    tieHalfEmbedding(model);
     return model;
   } catch (error) {
     model?.dispose();
@@ -79,6 +133,57 @@ export async function loadMistral(directory: string, options: LoadMistralOptions
   } finally {
     await checkpoint.close();
   }
+}
+
+/** With tied embeddings a half `embed_tokens` is also the head: `lm_head` becomes a HalfLinear over the same words. */
+function tieHalfEmbedding(model: MistralForCausalLM): void {
+  const embedding = model.getSubmodule('model.embed_tokens');
+  if (model.config.tie_word_embeddings && embedding instanceof HalfEmbedding) {
+    model.setSubmodule('lm_head', new HalfLinear(embedding.words()));
+  }
+}
+
+/** A half tensor's 16-bit patterns as stored (no float round trip), checked for NaN/±Inf as float weights are. */
+async function readHalfMatrix(
+  checkpoint: ShardedCheckpoint,
+  name: string,
+  dtype: HalfDtype,
+  [rows, columns]: [number, number],
+  check: FiniteCheck,
+): Promise<HalfMatrix> {
+  const bytes = await checkpoint.readTensorBytes(name);
+  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+  checkFiniteValues(widenHalfBits(bits, dtype), { file: checkpoint.shardOf(name).path, tensor: name }, check);
+  return { dtype, rows, columns, bits };
+}
+
+async function loadQuantizedLayer(
+  options: LoadMistralOptions,
+  config: MistralConfig,
+  checkpoint: ShardedCheckpoint,
+  { path, names, module }: QuantizedLayer,
+): Promise<LinearLike> {
+  if (!options.loadQuantizedLinear) {
+    throw new StateDictError(
+      `${checkpoint.path}: ${path} is stored quantized (config.json quantization_config); pass loadMistral's ` +
+        `loadQuantizedLinear option (bnbCheckpointLinear from @peft-ts/quant) to load it`,
+    );
+  }
+  const tensors = new Map<string, SafetensorsTensor>();
+  for (const name of names) tensors.set(name.slice(path.length + 1), await checkpoint.readTensor(name));
+  const layer = options.loadQuantizedLinear({
+    key: path,
+    inFeatures: module.inFeatures,
+    outFeatures: module.outFeatures,
+    tensors,
+    quantizationConfig: config.quantization_config,
+    source: checkpoint.path,
+  });
+  if (layer.inFeatures !== module.inFeatures || layer.outFeatures !== module.outFeatures) {
+    throw new StateDictError(`loadQuantizedLinear for ${path}: returned a ${layer.inFeatures}→${layer.outFeatures} layer, expected ${module.inFeatures}→${module.outFeatures}`);
+  }
+  return layer;
 }
 
 /**
@@ -113,9 +218,27 @@ function createLinear(
 
 type PlannedTensor = { name: string; path: string; module: Module; parameterName: string };
 
+/** A linear layer stored quantized: its checkpoint tensors (`<path>.weight`, `<path>.weight.absmax`, `<path>.SCB`, …). */
+type QuantizedLayer = { path: string; module: Linear; names: string[] };
+
+/** bitsandbytes layers keep their quant state beside the weight: `weight.absmax` (4-bit) or `SCB` (8-bit). */
+function quantizedLayers(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): QuantizedLayer[] {
+  const layers: QuantizedLayer[] = [];
+  for (const [path, module] of model.namedModules()) {
+    if (!(module instanceof Linear) || !(checkpoint.has(`${path}.weight.absmax`) || checkpoint.has(`${path}.SCB`))) continue;
+    const names = checkpoint.tensorNames.filter(
+      (name) => name === `${path}.weight` || name.startsWith(`${path}.weight.`) || name === `${path}.SCB` || name === `${path}.weight_format`,
+    );
+    layers.push({ path, module, names });
+  }
+  return layers;
+}
+
 /** Every parameter of the (shape-only) model against the checkpoint's headers: all problems in one error. */
-function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): PlannedTensor[] {
+function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): { tensors: PlannedTensor[]; quantizedLayers: QuantizedLayer[] } {
   const modules = new Map(model.namedModules());
+  const quantized = quantizedLayers(model, checkpoint);
+  const quantizedWeights = new Set(quantized.map(({ path }) => `${path}.weight`));
   const plan: PlannedTensor[] = [];
   const missing: string[] = [];
   const mismatched: string[] = [];
@@ -126,6 +249,7 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): Pla
       missing.push(name);
       continue;
     }
+    if (quantizedWeights.has(name)) continue;
     const { dtype, shape } = checkpoint.info(name);
     const shapeMatches = shape.length === parameter.shape.length && shape.every((size, axis) => size === parameter.shape[axis]);
     if (!FLOAT_WEIGHT_DTYPES.includes(dtype) || !shapeMatches) {
@@ -134,7 +258,7 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): Pla
     }
     plan.push({ name, path, module: modules.get(path)!, parameterName: name.slice(cut + 1) });
   }
-  const expected = new Set(model.namedParameters().map(([name]) => name));
+  const expected = new Set([...model.namedParameters().map(([name]) => name), ...quantized.flatMap(({ names }) => names)]);
   const ignored = model.config.tie_word_embeddings ? new Set(['lm_head.weight']) : new Set<string>();
   const unexpected = checkpoint.tensorNames.filter((name) => !expected.has(name) && !ignored.has(name));
   if (missing.length || unexpected.length || mismatched.length) {
@@ -150,5 +274,5 @@ function planLoad(model: MistralForCausalLM, checkpoint: ShardedCheckpoint): Pla
       mismatched,
     );
   }
-  return plan;
+  return { tensors: plan, quantizedLayers: quantized };
 }

@@ -57,6 +57,8 @@ export const mistralConfigSchema = z
       .lt(1, { error: 'expected a number in [0, 1)' })
       .default(0),
     torch_dtype: z.string({ error: 'expected a dtype name such as "float32" or null' }).nullable().optional(),
+    // A pre-quantized checkpoint's BitsAndBytesConfig as transformers saved it; the layer loader validates it.
+    quantization_config: z.record(z.string(), z.unknown(), { error: 'expected an object (a saved BitsAndBytesConfig)' }).optional(),
   })
   .superRefine((config, context) => {
     const keyValueHeads = config.num_key_value_heads ?? config.num_attention_heads;

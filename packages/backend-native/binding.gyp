@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "peft_native",
+      "sources": ["src/native/addon.cc"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
+      "libraries": ["-lopenblas"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

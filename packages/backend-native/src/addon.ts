@@ -1,0 +1,48 @@
+import { createRequire } from 'node:module';
+
+/** The compiled addon's functions (src/native/addon.cc); each writes into `out`, which the caller allocates. */
+export type NativeAddon = {
+  setThreads(count: number): void;
+  threads(): number;
+  batchMatMul(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): void;
+  /** In place: `out += bias` (bias of length 1 or of the last axis), then activation (see ACTIVATION_CODES). */
+  biasActivation(out: Float32Array, bias: Float32Array | null, activation: number, alpha: number): void;
+  matMul4bit(x: Float32Array, out: Float32Array, rows: number, transposeWeight: boolean, ...weight: FourBitWeightArguments): void;
+  matMulInt8(x: Float32Array, out: Float32Array, rows: number, transposeWeight: boolean, ...weight: Int8WeightArguments): void;
+  decode4bit(out: Float32Array, ...weight: FourBitWeightArguments): void;
+  decodeInt8(out: Float32Array, ...weight: Int8WeightArguments): void;
+  /** Element-wise `op` (see BINARY_CODES) over the broadcast `shape`; a broadcast axis has stride 0. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
+  /** out, row-major in `shape`, takes x[index · strides]; any 32-bit element type. */
+  transpose(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, strides: Int32Array): void;
+  /** Sum/Mean/Max/Min (see REDUCE_CODES) over the reduced axes, both sets read through their strides. */
+  reduce(op: number, x: Float32Array, out: Float32Array, keptShape: Int32Array, keptStrides: Int32Array, reducedShape: Int32Array, reducedStrides: Int32Array): void;
+};
+
+/** packed codes (bytes in int32 words), fp32 absmax per block, the 16 code values, [rows, columns], log2 blocksize. */
+export type FourBitWeightArguments = [packed: Int32Array, absmax: Float32Array, code: Float32Array, rows: number, columns: number, blockShift: number];
+/** offset-binary codes (bytes in int32 words), row scales (null: the integer codes), [rows, columns], the offset. */
+export type Int8WeightArguments = [packed: Int32Array, rowScales: Float32Array | null, rows: number, columns: number, offset: number];
+
+export type AddonStatus = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon?: undefined; readonly reason: string };
+
+let status: AddonStatus | undefined;
+
+/** Loads the addon once; when it was not built or OpenBLAS cannot be loaded, says why instead of throwing. */
+export function loadAddon(): AddonStatus {
+  if (status) return status;
+  const require = createRequire(import.meta.url);
+  try {
+    status = { addon: require('../build/Release/peft_native.node') as NativeAddon };
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0];
+    status = {
+      reason: /libopenblas/.test(message)
+        ? `OpenBLAS cannot be loaded (${message}): install it (apt-get install libopenblas-dev)`
+        : `the addon is not built (${message}): install libopenblas-dev, a C++ compiler and python3, then run pnpm rebuild @peft-ts/backend-native`,
+    };
+  }
+  return status;
+}

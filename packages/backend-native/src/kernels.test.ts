@@ -1,0 +1,234 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NATIVE_BACKEND_NAME, nativeBackendStatus, registerNativeBackend } from './index.js';
+
+const available = nativeBackendStatus().available;
+
+/** Deterministic values in [-1, 1) (a small LCG), so both backends get the very same inputs. */
+function values(count: number, seed: number): Float32Array {
+  const out = new Float32Array(count);
+  let state = seed >>> 0;
+  for (let index = 0; index < count; index++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    out[index] = state / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+type Input = { shape: number[]; dtype?: 'float32' | 'int32'; seed: number };
+
+/** `compute` on native and on cpu over the same inputs: both results, read back. */
+function onBothBackends(inputs: Input[], compute: (...tensors: tf.Tensor[]) => tf.Tensor) {
+  return [NATIVE_BACKEND_NAME, 'cpu'].map((backend) => {
+    tf.setBackend(backend);
+    return tf.tidy(() => {
+      const tensors = inputs.map(({ shape, dtype = 'float32', seed }) => {
+        const data = values(tf.util.sizeFromShape(shape), seed);
+        return dtype === 'int32' ? tf.tensor(data.map((value) => Math.round(value * 50)), shape, 'int32') : tf.tensor(data, shape);
+      });
+      const result = compute(...tensors);
+      return { backend: tf.getBackend(), shape: result.shape, dtype: result.dtype, data: Array.from(result.dataSync()) };
+    });
+  });
+}
+
+function expectClose(inputs: Input[], compute: (...tensors: tf.Tensor[]) => tf.Tensor, tolerance = 1e-5) {
+  const [native, cpu] = onBothBackends(inputs, compute);
+  expect(native.backend).toBe(NATIVE_BACKEND_NAME);
+  expect(native.shape).toEqual(cpu.shape);
+  expect(native.dtype).toBe(cpu.dtype);
+  const worst = native.data.reduce((max, value, index) => Math.max(max, Math.abs(value - cpu.data[index])), 0);
+  expect(worst).toBeLessThanOrEqual(tolerance);
+}
+
+describe.skipIf(!available)('native kernels against cpu', () => {
+  beforeAll(() => {
+    registerNativeBackend({ threads: 2 });
+  });
+
+  const shapes: [string, number[], number[], boolean, boolean][] = [
+    ['2-D', [7, 13], [13, 5], false, false],
+    ['transposed a', [13, 7], [13, 5], true, false],
+    ['transposed b', [7, 13], [5, 13], false, true],
+    ['both transposed', [13, 7], [5, 13], true, true],
+    ['a batch against a 2-D b', [3, 2, 9, 11], [11, 6], false, false],
+    ['batches of both', [4, 9, 11], [4, 11, 6], false, false],
+    ['a broadcast batch of a', [1, 9, 11], [4, 6, 11], false, true],
+    ['a broadcast batch of b, transposed a', [4, 11, 9], [1, 11, 6], true, false],
+    ['a rank-4 batch against rank 3', [2, 3, 5, 4], [3, 4, 7], false, false],
+    ['size-1 dimensions', [1, 1], [1, 1], false, false],
+    ['an empty inner dimension', [3, 0], [0, 4], false, false],
+    ['empty rows', [0, 5], [5, 4], false, false],
+    ['empty columns', [3, 5], [5, 0], false, false],
+    ['a large product', [130, 300], [300, 70], false, false],
+  ];
+  for (const [name, shapeA, shapeB, transposeA, transposeB] of shapes) {
+    it(`matMul: ${name}`, () => {
+      expectClose([{ shape: shapeA, seed: 1 }, { shape: shapeB, seed: 2 }], (a, b) => tf.matMul(a, b, transposeA, transposeB), 1e-4);
+    });
+  }
+
+  it('matMul of int32 tensors is cpu\'s, exact', () => {
+    expectClose([{ shape: [3, 4], dtype: 'int32', seed: 3 }, { shape: [4, 2], dtype: 'int32', seed: 4 }], (a, b) => tf.matMul(a, b), 0);
+  });
+
+  it('matMul gradients', () => {
+    expectClose([{ shape: [2, 5, 6], seed: 5 }, { shape: [2, 7, 6], seed: 6 }], (a, b) => {
+      const [gradientA, gradientB] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y, false, true))))([a, b]);
+      return tf.concat([tf.reshape(gradientA, [-1]), tf.reshape(gradientB, [-1])]);
+    }, 1e-4);
+  });
+
+  const activations: tf.fused.Activation[] = ['linear', 'relu', 'relu6', 'sigmoid', 'leakyrelu', 'elu'];
+  for (const activation of activations) {
+    it(`fused matMul with a row bias and ${activation}`, () => {
+      expectClose([{ shape: [6, 8], seed: 7 }, { shape: [5, 8], seed: 8 }, { shape: [5], seed: 9 }], (a, b, bias) =>
+        tf.fused.matMul({ a: tf.mul(a, 4), b, bias, transposeB: true, activation, leakyreluAlpha: 0.3 }),
+      );
+    });
+  }
+
+  it('fused matMul with a scalar bias, a full-shape bias, prelu, or none', () => {
+    const inputs = [{ shape: [2, 4, 3], seed: 10 }, { shape: [3, 5], seed: 11 }];
+    expectClose([...inputs, { shape: [1], seed: 12 }], (a, b, bias) => tf.fused.matMul({ a, b, bias, activation: 'relu' }));
+    expectClose([...inputs, { shape: [4, 5], seed: 13 }], (a, b, bias) => tf.fused.matMul({ a, b, bias, activation: 'sigmoid' }));
+    expectClose([...inputs, { shape: [5], seed: 14 }], (a, b, alpha) => tf.fused.matMul({ a, b, activation: 'prelu', preluActivationWeights: alpha }));
+    expectClose(inputs, (a, b) => tf.fused.matMul({ a, b }));
+  });
+
+  it('fused matMul gradients', () => {
+    expectClose([{ shape: [4, 6], seed: 15 }, { shape: [6, 3], seed: 16 }, { shape: [3], seed: 17 }], (a, b, bias) => {
+      const gradients = tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sum(tf.fused.matMul({ a: x as tf.Tensor2D, b: y as tf.Tensor2D, bias: z, activation: 'relu' })))([a, b, bias]);
+      return tf.concat(gradients.map((gradient) => tf.reshape(gradient, [-1])));
+    }, 1e-4);
+  });
+
+  const broadcasts: [string, number[], number[]][] = [
+    ['equal shapes', [3, 4, 5], [3, 4, 5]],
+    ['a row vector', [6, 7], [7]],
+    ['a column vector', [4, 6, 7], [4, 6, 1]],
+    ['a scalar on the left', [], [5, 3]],
+    ['both sides broadcast', [3, 1, 5], [1, 4, 1]],
+    ['size-1 axes only', [1, 1], [1]],
+    ['an empty axis', [0, 3], [1, 3]],
+  ];
+  const binaryOps: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['add', tf.add],
+    ['sub', tf.sub],
+    ['mul', tf.mul],
+    ['div', tf.div],
+    ['maximum', tf.maximum],
+    ['minimum', tf.minimum],
+    ['squaredDifference', tf.squaredDifference],
+  ];
+  for (const [name, shapeA, shapeB] of broadcasts) {
+    it(`binary ops with ${name}: exactly cpu's values`, () => {
+      for (const [, op] of binaryOps) expectClose([{ shape: shapeA, seed: 19 }, { shape: shapeB, seed: 20 }], op, 0);
+    });
+  }
+
+  it('binary ops on int32 are cpu\'s; NaN propagates through maximum and minimum', () => {
+    expectClose([{ shape: [3, 4], dtype: 'int32', seed: 21 }, { shape: [4], dtype: 'int32', seed: 22 }], tf.add, 0);
+    tf.setBackend(NATIVE_BACKEND_NAME);
+    expect(Array.from(tf.maximum(tf.tensor1d([NaN, 1, 2]), tf.tensor1d([0, NaN, 1])).dataSync())).toEqual([NaN, NaN, 2]);
+    expect(Array.from(tf.minimum(tf.tensor1d([NaN, 1]), tf.tensor1d([0, 3])).dataSync())).toEqual([NaN, 1]);
+  });
+
+  const unaryOps: [string, (x: tf.Tensor) => tf.Tensor][] = [
+    ['exp', tf.exp],
+    ['neg', tf.neg],
+    ['sqrt', (x) => tf.sqrt(tf.abs(x))],
+    ['rsqrt', (x) => tf.rsqrt(tf.abs(x))],
+    ['square', tf.square],
+    ['abs', tf.abs],
+    ['log', (x) => tf.log(tf.abs(x))],
+    ['sigmoid', (x) => tf.sigmoid(tf.mul(x, 10))],
+  ];
+  for (const [name, op] of unaryOps) {
+    it(`${name}: cpu's values`, () => {
+      expectClose([{ shape: [5, 17], seed: 23 }], op, 1e-7);
+      expectClose([{ shape: [0, 3], seed: 24 }], op, 0);
+    });
+  }
+
+  it('softmax over the last axis, its gradient, and a log-softmax', () => {
+    expectClose([{ shape: [3, 4, 37], seed: 25 }], (x) => tf.softmax(tf.mul(x, 20)), 1e-7);
+    expectClose([{ shape: [5, 1], seed: 26 }], (x) => tf.softmax(x), 0);
+    expectClose([{ shape: [2, 9], seed: 27 }], (x) => tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.softmax(y), tf.range(0, 9))))(x), 1e-6);
+    expectClose([{ shape: [2, 9], seed: 28 }], (x) => tf.logSoftmax(x), 1e-6);
+  });
+
+  const permutations: [number[], number[]][] = [
+    [[7, 13], [1, 0]],
+    [[2, 3, 4, 5], [0, 2, 1, 3]],
+    [[2, 3, 4, 5], [3, 1, 0, 2]],
+    [[33, 1, 18], [2, 1, 0]],
+    [[5], [0]],
+    [[0, 4], [1, 0]],
+  ];
+  for (const [shape, perm] of permutations) {
+    it(`transpose [${shape}] by [${perm}], float32 and int32`, () => {
+      expectClose([{ shape, seed: 29 }], (x) => tf.transpose(x, perm), 0);
+      expectClose([{ shape, dtype: 'int32', seed: 30 }], (x) => tf.transpose(x, perm), 0);
+    });
+  }
+
+  const reductions: [number[], number | number[] | undefined, boolean][] = [
+    [[4, 5, 6], -1, false],
+    [[4, 5, 6], [0, 1], false],
+    [[4, 5, 6], [0, 2], true],
+    [[4, 5, 6], 1, true],
+    [[7], undefined, false],
+    [[3, 1], 0, false],
+  ];
+  for (const [shape, axis, keepDims] of reductions) {
+    it(`sum, mean, max and min of [${shape}] over ${JSON.stringify(axis)}${keepDims ? ', dims kept' : ''}: exactly cpu's values`, () => {
+      for (const op of [tf.sum, tf.mean, tf.max, tf.min]) expectClose([{ shape, seed: 31 }], (x) => op(x, axis, keepDims), 0);
+    });
+  }
+
+  it('max propagates NaN; reductions of int32 and of empty tensors are cpu\'s', () => {
+    tf.setBackend(NATIVE_BACKEND_NAME);
+    expect(Array.from(tf.max(tf.tensor2d([1, NaN, 3, 4], [2, 2]), 1).dataSync())).toEqual([NaN, 4]);
+    expectClose([{ shape: [3, 4], dtype: 'int32', seed: 32 }], (x) => tf.sum(x, 0), 0);
+    expectClose([{ shape: [0, 4], seed: 33 }], (x) => tf.sum(x, 0), 0);
+  });
+
+  it('splits large element-wise work across threads with the same values', () => {
+    registerNativeBackend({ threads: 3 });
+    expectClose([{ shape: [301, 509], seed: 34 }, { shape: [509], seed: 35 }], tf.mul, 0);
+    expectClose([{ shape: [3, 301, 509], seed: 36 }, { shape: [3, 301, 1], seed: 37 }], tf.sub, 0);
+    expectClose([{ shape: [301 * 509], seed: 38 }, { shape: [301 * 509], seed: 39 }], tf.add, 0);
+    expectClose([{ shape: [301, 509], seed: 40 }], tf.exp, 0);
+    expectClose([{ shape: [301, 509], seed: 41 }], (x) => tf.softmax(x), 0);
+    registerNativeBackend({ threads: 2 });
+  });
+
+  it('registers its own kernels over cpu\'s', () => {
+    for (const kernelName of ['BatchMatMul', '_FusedMatMul', 'Add', 'Multiply', 'Exp', 'Softmax', 'Transpose', 'Sum', 'Mean', 'Max']) {
+      expect(tf.getKernel(kernelName, NATIVE_BACKEND_NAME)!.kernelFunc).not.toBe(tf.getKernel(kernelName, 'cpu')!.kernelFunc);
+    }
+  });
+
+  it('runs every cpu kernel: ops without a native kernel give cpu\'s results', () => {
+    expect(tf.getKernelsForBackend(NATIVE_BACKEND_NAME).length).toBeGreaterThanOrEqual(tf.getKernelsForBackend('cpu').length);
+    expectClose([{ shape: [3, 7], seed: 18 }], (x) => tf.add(tf.softmax(x), tf.transpose(tf.cumsum(x, 1)).reshape([3, 7])));
+  });
+});
+
+describe.skipIf(!available)('native backend registration', () => {
+  it('takes the thread count from the option or PEFT_TS_THREADS, and refuses a bad one', () => {
+    expect(registerNativeBackend({ threads: 1 }).threads).toBe(1);
+    const saved = process.env.PEFT_TS_THREADS;
+    try {
+      process.env.PEFT_TS_THREADS = '2';
+      expect(registerNativeBackend().threads).toBe(2);
+      process.env.PEFT_TS_THREADS = 'many';
+      expect(() => registerNativeBackend()).toThrow(/PEFT_TS_THREADS must be a positive integer, got 'many'/);
+      expect(() => registerNativeBackend({ threads: 0 })).toThrow(/threads option must be a positive integer/);
+    } finally {
+      if (saved === undefined) delete process.env.PEFT_TS_THREADS;
+      else process.env.PEFT_TS_THREADS = saved;
+    }
+  });
+});
