@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as config from '@peft-ts/config';
 import * as core from '@peft-ts/core';
+import * as nativeBackend from '@peft-ts/backend-native';
 import * as backend from '@peft-ts/core/backend';
 import * as safetensors from '@peft-ts/core/safetensors';
 import * as dora from '@peft-ts/dora';
@@ -12,7 +13,7 @@ import * as mistral from '@peft-ts/model-mistral';
 import * as quant from '@peft-ts/quant';
 import * as replication from '@peft-ts/replication';
 
-const packages = { config, core, backend, safetensors, dora, lora, mistral, quant, replication };
+const packages = { config, core, backend, safetensors, nativeBackend, dora, lora, mistral, quant, replication };
 
 /** The trainer's own modules that declare an error class. */
 async function trainerErrorModules(): Promise<Record<string, Record<string, unknown>>> {
@@ -38,7 +39,7 @@ describe('error classes', () => {
     const classes = [...errorClasses(packages), ...errorClasses(await trainerErrorModules())];
     // ConfigError, QuantError, UsageError and the trainer's are among them, so the walk did find the classes.
     expect(classes.map(({ name }) => name)).toEqual(
-      expect.arrayContaining(['config: ConfigError', 'quant: QuantError', 'session/run-config.ts: UsageError', 'training/training-error.ts: TrainingError']),
+      expect.arrayContaining(['config: ConfigError', 'quant: QuantError', 'nativeBackend: NativeBackendError', 'session/run-config.ts: UsageError', 'training/training-error.ts: TrainingError']),
     );
     const outside = classes.filter(({ errorClass }) => errorClass !== core.PeftError && !(errorClass.prototype instanceof core.PeftError));
     expect(outside.map(({ name }) => name)).toEqual([]);
