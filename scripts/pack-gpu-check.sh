@@ -66,7 +66,7 @@ for (const workspace of workspaces) {
     visit(join(dir, name));
   }
 }
-// pnpm's hoisted links (.pnpm/node_modules) serve undeclared requires, e.g. @tensorflow/tfjs requiring 'long':
+// pnpm's hoisted links (.pnpm/node_modules) serve undeclared requires, e.g. a tfjs bundle requiring 'long':
 // kept for every package already in.
 const hoisted = join(store, 'node_modules');
 for (const name of entries(hoisted)) {
@@ -90,12 +90,16 @@ for dawn in "$PNPM"/webgpu@*/node_modules/webgpu; do
   [ -f "$dawn/dist/linux-x64/dawn.node" ] || die "no linux-x64 dawn.node in $dawn"
 done
 # tfjs: Node loads each package's "main" (a self-contained CommonJS bundle) and wasm's .wasm files beside it;
-# the per-file ESM tree, browser bundles and the wasm-out copy are never read.
+# the browser bundles and the wasm-out copy are never read, nor the per-file ESM tree, except tfjs-core's, where
+# @peft-ts/core's initBackend loads the gradient and chained-op registrations and what they import.
 for pkg in "$PNPM"/@tensorflow+*/node_modules/@tensorflow/*; do
   [ -L "$pkg" ] && continue
   main="$(node -p "require('$pkg/package.json').main")"
   [ -f "$pkg/$main" ] || die "$pkg: main $main missing"
-  find "$pkg" -mindepth 1 \( -type f -o -type l \) ! -path "$pkg/package.json" ! -path "$pkg/$main" ! -path "$pkg/dist/*.wasm" -delete
+  esm_tree="$pkg/dist/*.js"
+  [ "$(basename "$pkg")" = tfjs-core ] || esm_tree="$pkg/none"
+  find "$pkg" -mindepth 1 \( -type f -o -type l \) ! -path "$pkg/package.json" ! -path "$pkg/$main" ! -path "$pkg/dist/*.wasm" \
+    ! \( -path "$esm_tree" ! -name '*_test.js' ! -name 'tf-core.*' \) -delete
   find "$pkg" -mindepth 1 -type d -empty -delete
 done
 # Everywhere: source maps, type declarations, docs. The workspace sources come from the tree, not from here.

@@ -177,6 +177,7 @@ describeWithBackends('conv DoRA parity with PEFT 0.10 (fixture conv/dora)', () =
     const peft = await readTensorFile(fixturePath('conv', 'dora', 'adapter', 'adapter_model.safetensors'));
     expect([...saved.keys()].sort()).toEqual([...peft.keys()].sort());
     for (const [key, tensor] of peft) expect([key, saved.get(key)!.shape]).toEqual([key, tensor.shape]);
+    tf.dispose([...saved.values()]);
     await saveAdapter(dora, join(scratch, 'saved'));
     const reloaded = await loadLoraModel(await loadBase(), join(scratch, 'saved'), { method: doraMethod });
     expect(maxAbsDifference(reloaded.model.forward(x), outputs.get('y')!)).toBeLessThan(1e-4);

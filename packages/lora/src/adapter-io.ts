@@ -1,9 +1,18 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { FLOAT_WEIGHT_DTYPES, PeftError, StateDictError, readTensorFile, writeTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
+import { FLOAT_WEIGHT_DTYPES, HALF_SAFETENSORS_DTYPES, PeftError, StateDictError, fromTfTensor, readTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
+import { writeSafetensors, type SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { parseLoraConfigJson, serializeLoraConfig, type LoraConfig } from '@peft-ts/config';
-import { adapterStateDict, describeAdapterLoad, loadAdapterStateDict, type AdapterLoadResult } from './adapter-state-dict.js';
+import {
+  adapterStateSources,
+  describeAdapterLoad,
+  halfStorage,
+  loadAdapterStateDict,
+  readAdapterStateSource,
+  type AdapterLoadResult,
+  type AdapterStateSource,
+} from './adapter-state-dict.js';
 import { resolveLayerSettings } from './resolve-layer-settings.js';
 import { LoraModel, PEFT_KEY_PREFIX, type LoraModelOptions } from './lora-model.js';
 
@@ -38,8 +47,26 @@ export async function saveAdapter(
       // PEFT records the base model's Python class only when there is no task type.
       autoMapping: config.taskType === null ? (config.autoMapping ?? mapping ?? null) : config.autoMapping,
     };
-    await writeTensorFile(join(target, ADAPTER_WEIGHTS_FILE), adapterStateDict(loraModel, adapterName), { format: 'pt' });
+    const tensors = new Map<string, SafetensorsTensor>();
+    for (const [key, source] of adapterStateSources(loraModel, adapterName)) tensors.set(key, await savedTensor(source));
+    await writeSafetensors(join(target, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt' });
     await writeTextFileAtomically(join(target, ADAPTER_CONFIG_FILE), serializeLoraConfig(saved));
+  }
+}
+
+/**
+ * One state-dict tensor as it is written: a half layer's weight in its own dtype (PEFT saves embedding layers in
+ * the model's dtype; widening then rounding back is exact), anything else as float32. Its tfjs tensor is freed
+ * once read.
+ */
+async function savedTensor(source: AdapterStateSource): Promise<SafetensorsTensor> {
+  const tensor = readAdapterStateSource(source);
+  try {
+    const half = 'baseLayer' in source ? halfStorage(source.baseLayer) : undefined;
+    if (!half) return await fromTfTensor(tensor);
+    return { dtype: HALF_SAFETENSORS_DTYPES[half.dtype], shape: [...tensor.shape], data: Float32Array.from(await tensor.data<'float32'>()) };
+  } finally {
+    tensor.dispose();
   }
 }
 

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { StateDictError, sameShape } from '@peft-ts/core';
+import { HalfWeight, StateDictError, narrowToHalfBits, sameShape, type Module, type Parameter, type WeightAccess } from '@peft-ts/core';
 import type { LoraConfig } from '@peft-ts/config';
 import { LoraEmbedding } from './lora-embedding.js';
 import { PEFT_KEY_PREFIX, type LoraModel } from './lora-model.js';
@@ -49,34 +49,65 @@ function savesEmbeddingLayers(config: LoraConfig): boolean {
 }
 
 /**
- * The tensors PEFT's `get_peft_model_state_dict` returns for one adapter, under PEFT's keys:
- * its LoRA (and DoRA) parameters, biases per `bias`, and the wrapped embedding layers' full
- * weights when embeddings are targeted.
+ * Where one tensor of an adapter's state dict comes from: a parameter, or the full weight of a wrapped embedding
+ * layer, which is read through its weight access since its `weight` parameter may hold another form (half words,
+ * quantized codes).
  */
-export function adapterStateDict(loraModel: LoraModel, adapterName = loraModel.activeAdapter): Map<string, tf.Tensor> {
+export type AdapterStateSource = { readonly parameter: Parameter } | { readonly baseLayer: Module };
+
+/**
+ * The sources of the tensors PEFT's `get_peft_model_state_dict` returns for one adapter, under PEFT's keys: its
+ * LoRA (and DoRA) parameters, biases per `bias`, and the wrapped embedding layers' full weights when embeddings
+ * are targeted. Nothing is read or allocated.
+ */
+export function adapterStateSources(loraModel: LoraModel, adapterName = loraModel.activeAdapter): Map<string, AdapterStateSource> {
   const config = loraModel.config(adapterName);
   const prefix = loraModel.method.parameterPrefix;
-  const result = new Map<string, tf.Tensor>();
+  const result = new Map<string, AdapterStateSource>();
   for (const [path, parameter] of loraModel.model.namedParameters({ includeShared: true })) {
     const parts = path.split('.');
     const segment = adapterSegment(parts, prefix);
     const copy = parts.indexOf('modules_to_save');
     if (parts.includes('original_module')) continue;
     if (copy >= 0) {
-      if (parts[copy + 1] === adapterName) result.set(PEFT_KEY_PREFIX + [...parts.slice(0, copy), ...parts.slice(copy + 2)].join('.'), parameter.value);
+      if (parts[copy + 1] === adapterName) result.set(PEFT_KEY_PREFIX + [...parts.slice(0, copy), ...parts.slice(copy + 2)].join('.'), { parameter });
     } else if (segment >= 0) {
-      if (parts[segment + 1] === adapterName) result.set(toPeftKey(path, adapterName, prefix), parameter.value);
+      if (parts[segment + 1] === adapterName) result.set(toPeftKey(path, adapterName, prefix), { parameter });
     } else if (parts.at(-1) === 'bias' && (config.bias === 'all' || (config.bias === 'lora_only' && parts.at(-2) === 'base_layer'))) {
-      result.set(PEFT_KEY_PREFIX + path, parameter.value);
+      result.set(PEFT_KEY_PREFIX + path, { parameter });
     }
   }
   if (savesEmbeddingLayers(config)) {
     for (const [path, layer] of loraModel.loraLayers()) {
       const isEmbeddingLayer = layer instanceof LoraEmbedding || path === loraModel.model.outputEmbeddingKey;
-      if (isEmbeddingLayer) result.set(`${PEFT_KEY_PREFIX}${path}.base_layer.weight`, layer.baseLayer.parameter('weight').value);
+      if (isEmbeddingLayer) result.set(`${PEFT_KEY_PREFIX}${path}.base_layer.weight`, { baseLayer: layer.baseLayer });
     }
   }
   return result;
+}
+
+/** The half storage of a layer whose `weight` parameter holds half words (`HalfEmbedding`, `HalfLinear`). */
+export function halfStorage(module: Module): HalfWeight | undefined {
+  const storage = (module as Partial<{ storage: unknown }>).storage;
+  return storage instanceof HalfWeight ? storage : undefined;
+}
+
+/**
+ * One source's float32 tensor, owned by the caller: a parameter's value (cloned), or a layer's weight through its
+ * weight access (widened from half words, dequantized), the parameter itself where the layer has none.
+ */
+export function readAdapterStateSource(source: AdapterStateSource): tf.Tensor {
+  if ('parameter' in source) return source.parameter.value.clone();
+  const access = (source.baseLayer as Partial<{ weightAccess: WeightAccess }>).weightAccess;
+  return access ? access.getBaseWeight() : source.baseLayer.parameter('weight').value.clone();
+}
+
+/**
+ * The tensors of `adapterStateSources`, as float32 copies the caller owns and disposes
+ * (`tf.dispose([...state.values()])`).
+ */
+export function adapterStateDict(loraModel: LoraModel, adapterName = loraModel.activeAdapter): Map<string, tf.Tensor> {
+  return new Map([...adapterStateSources(loraModel, adapterName)].map(([key, source]) => [key, readAdapterStateSource(source)]));
 }
 
 /** What loading an adapter's tensors did not match, under PEFT's file keys. */
@@ -101,12 +132,26 @@ export function loadAdapterStateDict(
   const adapterName = options.adapterName ?? loraModel.activeAdapter;
   const prefix = loraModel.method.parameterPrefix;
   const own = new Map(loraModel.model.namedParameters({ includeShared: true }));
-  const expected = new Set(adapterStateDict(loraModel, adapterName).keys());
+  const sources = adapterStateSources(loraModel, adapterName);
+  const expected = new Set(sources.keys());
   const savedModuleKeys = loraModel.modulesToSaveWrappers().map(([key]) => key);
   const unexpectedKeys: string[] = [];
   const mismatched: string[] = [];
   const assignments: [string, tf.Tensor][] = [];
+  const halfAssignments: [HalfWeight, tf.Tensor][] = [];
   for (const [key, tensor] of tensors) {
+    const source = sources.get(key);
+    const half = source && 'baseLayer' in source ? halfStorage(source.baseLayer) : undefined;
+    if (half) {
+      // The parameter holds the half words: the file's float weight is checked against the float shape instead.
+      expected.delete(key);
+      if (tensor.dtype !== 'float32' || !sameShape([half.rows, half.columns], tensor.shape)) {
+        mismatched.push(`${key}: model has ${half.dtype} [${half.rows},${half.columns}], checkpoint has ${tensor.dtype} [${tensor.shape}]`);
+      } else {
+        halfAssignments.push([half, tensor]);
+      }
+      continue;
+    }
     const path = fromPeftKey(key, adapterName, prefix, savedModuleKeys);
     const parameter = own.get(path);
     if (!parameter) {
@@ -132,6 +177,11 @@ export function loadAdapterStateDict(
     );
   }
   for (const [path, tensor] of assignments) own.get(path)!.set(tensor, path);
+  // Stored as torch's `load_state_dict` copies into a half weight (rounded to nearest even; a half file is exact).
+  // The tensors were just read from a file, so their values are still on the host on every backend.
+  for (const [half, tensor] of halfAssignments) {
+    half.setMatrix({ dtype: half.dtype, rows: half.rows, columns: half.columns, bits: narrowToHalfBits(tensor.dataSync() as Float32Array, half.dtype) });
+  }
   return { missingKeys, unexpectedKeys };
 }
 

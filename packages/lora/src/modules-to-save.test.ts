@@ -7,7 +7,7 @@ import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { createLoraConfig } from '@peft-ts/config';
 import { expect, it } from 'vitest';
 import { loadLoraModel, saveAdapter } from './adapter-io.js';
-import { adapterStateDict } from './adapter-state-dict.js';
+import { adapterStateSources } from './adapter-state-dict.js';
 import { LoraModel } from './lora-model.js';
 import { ModulesToSaveWrapper } from './modules-to-save-wrapper.js';
 import { Mlp, mlpInput } from './testing/test-models.js';
@@ -32,7 +32,7 @@ describeWithBackends('modules_to_save', () => {
     const trained = model.forward(input);
     expect(maxAbsDifference(trained, base)).toBeGreaterThan(1);
     expect(await lora.withAdaptersDisabled(() => maxAbsDifference(model.forward(input), base))).toBe(0);
-    expect([...adapterStateDict(lora).keys()].sort()).toEqual([
+    expect([...adapterStateSources(lora).keys()].sort()).toEqual([
       'base_model.model.lin0.lora_A.weight',
       'base_model.model.lin0.lora_B.weight',
       'base_model.model.lin1.bias',

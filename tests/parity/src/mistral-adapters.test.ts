@@ -6,7 +6,7 @@ import { countParameters, readTensorFile } from '@peft-ts/core';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraLinear, adapterStateDict, loadLoraModel, saveAdapter } from '@peft-ts/lora';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraLinear, adapterStateSources, loadLoraModel, saveAdapter } from '@peft-ts/lora';
 import { loadMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
@@ -98,6 +98,6 @@ describeWithBackends('Mistral adapters match PEFT 0.10', () => {
     const loraA = (position: number) => (layers[position].getSubmodule('self_attn.q_proj') as LoraLinear).loraA('default').weight;
     expect(loraA(2)).not.toBe(loraA(4));
     expect(countParameters(model)).toMatchObject({ total: 230_080, trainable: 28_672 });
-    expect([...adapterStateDict(lora).keys()].filter((key) => key.includes('layers.6.'))).not.toHaveLength(0);
+    expect([...adapterStateSources(lora).keys()].filter((key) => key.includes('layers.6.'))).not.toHaveLength(0);
   });
 });

@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { PeftError } from '../errors.js';
+import { registerTfjsCoreExtras } from './register-tfjs-core-extras.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
@@ -16,17 +17,6 @@ export type BackendInfo = {
 export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'];
 
 export class BackendError extends PeftError {}
-
-let gradientsRegistered: Promise<unknown> | null = null;
-
-/**
- * `@tensorflow/tfjs-core`'s Node entry registers no gradients; the union package registers them
- * (once) into the same engine.
- */
-function registerGradients(): Promise<unknown> {
-  gradientsRegistered ??= import('@tensorflow/tfjs');
-  return gradientsRegistered;
-}
 
 async function activate(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new BackendError(`the ${name} backend failed to initialise`);
@@ -214,15 +204,15 @@ async function initCpu(): Promise<string> {
 }
 
 /**
- * Selects and initialises a tfjs backend, registering gradients first. `auto` tries, in order,
- * tfjs-node(-gpu) when installed, a hardware WebGPU adapter, the native backend when its addon is
+ * Selects and initialises a tfjs backend, registering gradients and chained tensor methods first. `auto` tries,
+ * in order, tfjs-node(-gpu) when installed, a hardware WebGPU adapter, the native backend when its addon is
  * built, then wasm.
  */
 export async function initBackend(request: BackendRequest = 'auto'): Promise<BackendInfo> {
   if (!backendNames.includes(request)) {
     throw new BackendError(`unknown backend '${request}': expected one of ${backendNames.join(', ')}`);
   }
-  await registerGradients();
+  await registerTfjsCoreExtras();
   switch (request) {
     case 'tensorflow':
       return { name: 'tensorflow', detail: await initTensorflow() };

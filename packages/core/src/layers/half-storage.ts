@@ -17,6 +17,9 @@ export function isHalfDtype(value: unknown): value is HalfDtype {
   return value === 'float16' || value === 'bfloat16';
 }
 
+/** Each half dtype's safetensors name. */
+export const HALF_SAFETENSORS_DTYPES = { float16: 'F16', bfloat16: 'BF16' } as const satisfies Record<HalfDtype, string>;
+
 /** A [rows, columns] matrix as 16-bit patterns, row-major. */
 export type HalfMatrix = {
   readonly dtype: HalfDtype;

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { initBackend, nativeBackendAvailable, type BackendName } from '../backend/index.js';
+import { PeftError } from '../errors.js';
 
 const defaultBackends: BackendName[] = ['cpu', 'wasm', ...((await nativeBackendAvailable()) ? (['native'] as const) : [])];
 
@@ -33,9 +34,16 @@ export function describeWithBackends(name: string, body: (backend: BackendName) 
   }
 }
 
-/** Absolute path of a file under the repository's `fixtures/peft-0.10/`. */
+/**
+ * Absolute path of a file under the PEFT 0.10 fixture folder that PEFT_TS_FIXTURES names (the repository's
+ * vitest config points it at `fixtures/peft-0.10/`; published builds carry no fixtures).
+ */
 export function fixturePath(...parts: string[]): string {
-  return fileURLToPath(new URL(`../../../../fixtures/peft-0.10/${parts.join('/')}`, import.meta.url));
+  const root = process.env.PEFT_TS_FIXTURES;
+  if (!root) {
+    throw new PeftError('fixturePath: PEFT_TS_FIXTURES is not set; expected the folder holding the PEFT 0.10 fixtures (fixtures/peft-0.10/ in the peft-ts repository)');
+  }
+  return resolve(root, ...parts);
 }
 
 /** Largest |a − b| over two tensors or arrays of the same size. */

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   Embedding,
   FLOAT_WEIGHT_DTYPES,
+  HALF_SAFETENSORS_DTYPES,
   HalfEmbedding,
   HalfLinear,
   Linear,
@@ -53,8 +54,6 @@ export type LoadMistralOptions = {
    */
   readonly loadQuantizedLinear?: (layer: StoredLayerTensors) => LinearLike;
 } & FiniteCheck;
-
-const HALF_SAFETENSORS_DTYPES: Readonly<Record<HalfDtype, SafetensorsDtype>> = { float16: 'F16', bfloat16: 'BF16' };
 
 /** Reads and validates `<directory>/config.json`. */
 export async function readMistralConfig(directory: string): Promise<MistralConfig> {
