@@ -68,17 +68,17 @@ describe('peft-ts CLI', () => {
     async (name) => {
       const out = join(scratch, `${name}.safetensors`);
       const args = ['logits', '--backend', 'cpu', '--model', fixturePath('mistral', 'base_model'), '--adapter', fixturePath('mistral', name, 'adapter')];
-      const result = await run(...args, '--input', fixturePath('mistral', 'inputs.safetensors'), '--out', out);
+      const result = await run(...args, '--input', fixturePath('mistral', 'inputs.safetensors'), '--output-file', out);
       expect(result.code).toBe(0);
       const expected = await readTensorFile(fixturePath('mistral', name, 'outputs.safetensors'));
       const logits = (await readTensorFile(out)).get('logits')!;
       expect(maxAbsDifference(logits, expected.get('logits')!)).toBeLessThan(1e-4);
       const disabled = join(scratch, `${name}-disabled.safetensors`);
-      await run(...args, '--disable-adapters', '--input', fixturePath('mistral', 'inputs.safetensors'), '--out', disabled);
+      await run(...args, '--disable-adapters', '--input', fixturePath('mistral', 'inputs.safetensors'), '--output-file', disabled);
       expect(maxAbsDifference((await readTensorFile(disabled)).get('logits')!, expected.get('logits_adapter_disabled')!)).toBeLessThan(1e-4);
       if (expected.has('merged_logits')) {
         const merged = join(scratch, `${name}-merged.safetensors`);
-        await run(...args, '--merge', '--input', fixturePath('mistral', 'inputs.safetensors'), '--out', merged);
+        await run(...args, '--merge', '--input', fixturePath('mistral', 'inputs.safetensors'), '--output-file', merged);
         expect(maxAbsDifference((await readTensorFile(merged)).get('logits')!, expected.get('merged_logits')!)).toBeLessThan(1e-4);
       }
     },
@@ -89,7 +89,7 @@ describe('peft-ts CLI', () => {
     const file = join(scratch, 'padded-inputs.safetensors');
     await writeTensorFile(file, new Map([['input_ids', inputs.get('input_ids')!], ['attention_mask', inputs.get('attention_mask_padded')!]]));
     const out = join(scratch, 'padded.safetensors');
-    expect((await run('logits', '--backend', 'cpu', '--model', fixturePath('mistral', 'base_model'), '--input', file, '--out', out)).code).toBe(0);
+    expect((await run('logits', '--backend', 'cpu', '--model', fixturePath('mistral', 'base_model'), '--input', file, '--output-file', out)).code).toBe(0);
     const expected = (await readTensorFile(fixturePath('mistral', 'base', 'outputs.safetensors'))).get('logits_padded')!;
     // Row 1's first five positions are padding; compare the real tokens.
     const real = (tensor: tf.Tensor) => tf.slice(tensor, [1, 5, 0], [1, 19, -1]);
@@ -140,17 +140,45 @@ describe('peft-ts CLI', () => {
         [['train', '--max-steps', 'abc'], "error: option '--max-steps <steps>' argument 'abc' is invalid. expected -1 or an integer ≥ 1"],
         [['train', '--learning-rate', '-1'], "error: option '--learning-rate <rate>' argument '-1' is invalid. expected a positive number"],
         [['train', '--validation-split', '1'], "error: option '--validation-split <fraction>' argument '1' is invalid. expected a number in [0, 1)"],
-        [['eval', '--model', 'm', '--data', 'd', '--batch-size', '0'], "error: option '--batch-size <size>' argument '0' is invalid. expected an integer ≥ 1"],
+        [['eval', '--model', 'm', '--data', 'd', '--per-device-eval-batch-size', '0'], "error: option '--per-device-eval-batch-size <size>' argument '0' is invalid. expected an integer ≥ 1"],
         [['eval', '--model', 'm', '--data', 'd', '--max-seq-length', '12x'], "error: option '--max-seq-length <length>' argument '12x' is invalid. expected an integer ≥ 1"],
         [['generate', '--model', 'm', '--max-new-tokens', '0x10'], "error: option '--max-new-tokens <count>' argument '0x10' is invalid. expected an integer ≥ 0"],
         [['generate', '--model', 'm', '--top-p', '1.5'], "error: option '--top-p <mass>' argument '1.5' is invalid. expected a number in (0, 1]"],
         [['generate', '--model', 'm', '--temperature', ''], "error: option '--temperature <value>' argument '' is invalid. expected a positive number"],
-        [['plan', '--model', 'm', '--batch-size', '0'], "error: option '--batch-size <size>' argument '0' is invalid. expected an integer ≥ 1"],
+        [['plan', '--model', 'm', '--per-device-train-batch-size', '0'], "error: option '--per-device-train-batch-size <size>' argument '0' is invalid. expected an integer ≥ 1"],
         [['plan', '--model', 'm', '--quant', '3bit'], "error: option '--quant <bits>' argument '3bit' is invalid. Allowed choices are 4bit, 8bit."],
       ];
       for (const [argv, message] of cases) {
         const result = await run(...argv);
         expect([argv.join(' '), result.code, lastLine(result.stderr)]).toEqual([argv.join(' '), 1, message]);
+      }
+    });
+
+    it('--version prints the version in the trainer package.json', async () => {
+      const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+      const result = await run('--version');
+      expect([result.code, result.stdout]).toEqual([0, `${version}\n`]);
+    });
+
+    it('the old spellings of renamed options still work, hidden from --help, each with a one-line deprecation warning', async () => {
+      const config = join(scratch, 'aliases-config.json');
+      await writeFile(config, JSON.stringify(mistral7b));
+      const planned = await run('plan', '--model', config, '--seq-length', '128', '--batch-size', '2', '--json');
+      expect(planned.stderr).toBe('warning: --seq-length is deprecated; use --max-seq-length\nwarning: --batch-size is deprecated; use --per-device-train-batch-size\n');
+      expect(JSON.parse(planned.stdout)).toMatchObject({ sequenceLength: 128, batchSize: 2 });
+      const tooLong = await run('plan', '--model', config, '--seq-length', '40000');
+      expect(lastLine(tooLong.stderr)).toBe(`error: --max-seq-length 40000: past max_position_embeddings 32768 (${config})`);
+      // The alias parses its value as the option it stands for.
+      const badBatch = await run('eval', '--model', 'm', '--data', 'd', '--batch-size', '0');
+      expect(lastLine(badBatch.stderr)).toBe("error: option '--batch-size <size>' argument '0' is invalid. expected an integer ≥ 1");
+      // A required option given under its old name counts as given.
+      const merged = await run('merge', '--model', fixtureModel, '--out', join(scratch, 'never-merged'));
+      expect(merged.stderr).toBe('warning: --out is deprecated; use --output-dir\nerror: merge needs an --adapter directory\n');
+      const logits = await run('logits', '--backend', 'cpu', '--model', join(scratch, 'nowhere'), '--input', 'i', '--out', 'o');
+      expect(logits.stderr).toBe(`warning: --out is deprecated; use --output-file\nerror: --model ${join(scratch, 'nowhere')}: does not exist\n`);
+      for (const [command, old, current] of [['merge', '--out', '--output-dir'], ['logits', '--out', '--output-file'], ['eval', '--batch-size', '--per-device-eval-batch-size'], ['plan', '--seq-length', '--max-seq-length']]) {
+        const help = (await run(command, '--help')).stdout;
+        expect([command, help.includes(`${current} <`), help.includes(`${old} `)]).toEqual([command, true, false]);
       }
     });
 
@@ -166,8 +194,8 @@ describe('peft-ts CLI', () => {
     it('plan: positions past max_position_embeddings, adapter directories and missing paths', async () => {
       const config = join(scratch, 'config.json');
       await writeFile(config, JSON.stringify(mistral7b));
-      const tooLong = await run('plan', '--model', config, '--seq-length', '40000');
-      expect(tooLong.stderr).toBe(`error: --seq-length 40000: past max_position_embeddings 32768 (${config})\n`);
+      const tooLong = await run('plan', '--model', config, '--max-seq-length', '40000');
+      expect(tooLong.stderr).toBe(`error: --max-seq-length 40000: past max_position_embeddings 32768 (${config})\n`);
       const adapter = join(scratch, 'plan-adapter');
       await mkdir(adapter, { recursive: true });
       const noConfig = await run('plan', '--model', config, '--adapter-config', adapter);
@@ -186,7 +214,7 @@ describe('peft-ts CLI', () => {
       const missing = join(scratch, 'nowhere');
       expect(lastLine((await run('eval', '--model', missing, '--data', 'd.jsonl')).stderr)).toBe(`error: --model ${missing}: does not exist`);
       expect(lastLine((await run('generate', '--model', fixtureModel, '--adapter', missing, '--prompt', 'x')).stderr)).toBe(`error: --adapter ${missing}: does not exist`);
-      const logits = await run('logits', '--backend', 'cpu', '--model', fixtureModel, '--input', missing, '--out', join(scratch, 'l.safetensors'));
+      const logits = await run('logits', '--backend', 'cpu', '--model', fixtureModel, '--input', missing, '--output-file', join(scratch, 'l.safetensors'));
       expect(lastLine(logits.stderr)).toBe(`error: --input ${missing}: does not exist`);
     });
 

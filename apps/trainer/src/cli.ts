@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerEvalCommand } from './commands/evaluate.js';
 import { registerGenerateCommand } from './commands/generate.js';
@@ -6,10 +7,14 @@ import { registerMergeCommand } from './commands/merge.js';
 import { registerPlanCommand } from './commands/plan.js';
 import { registerTrainCommand } from './commands/train.js';
 
+/** The trainer package's version, read from its package.json so that `--version` never drifts from a release. */
+export const trainerVersion: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
 export function createProgram(): Command {
   const program = new Command()
     .name('peft-ts')
     .description('Parameter-efficient fine-tuning (LoRA, DoRA, QLoRA, layer replication) of Hugging Face models on TensorFlow.js')
+    .version(trainerVersion, '-V, --version', 'print the peft-ts version')
     .showSuggestionAfterError(true)
     .exitOverride();
   registerTrainCommand(program);

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { PeftError } from './peft-error.js';
 
 /** One problem found in a config document. */
 export interface ConfigIssue {
@@ -8,9 +9,7 @@ export interface ConfigIssue {
 }
 
 /** A config document could not be read or is invalid. The message has one line per issue. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-
+export class ConfigError extends PeftError {
   constructor(
     readonly issues: readonly ConfigIssue[],
     /** The file (or other origin) the document came from, when the caller named it. */

@@ -20,13 +20,23 @@ describe('formatPythonFloat', () => {
     [12345678901234567890, '1.2345678901234567e+19'],
     [1.7976931348623157e308, '1.7976931348623157e+308'],
     [5e-324, '5e-324'],
+    [2.6267786026000977, '2.6267786026000977'],
+    [0.1, '0.1'],
+    [100, '100.0'],
+    [-2.5, '-2.5'],
+    [0.00012345, '0.00012345'],
+    [1234567890123456, '1234567890123456.0'],
+    [1.5e300, '1.5e+300'],
+    [Math.fround(0.1), '0.10000000149011612'],
   ])('%s → %s', (value, expected) => {
     expect(formatPythonFloat(value)).toBe(expected);
   });
 
-  it('refuses values JSON cannot hold', () => {
+  it('refuses values JSON cannot hold, or with allowNan writes them as json.dumps does', () => {
     expect(() => formatPythonFloat(Number.NaN)).toThrow(RangeError);
     expect(() => formatPythonFloat(Number.POSITIVE_INFINITY)).toThrow(RangeError);
+    const nonFinite = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+    expect(nonFinite.map((value) => formatPythonFloat(value, { allowNan: true }))).toEqual(['NaN', 'Infinity', '-Infinity']);
   });
 });
 
@@ -68,6 +78,13 @@ describe('formatPythonJson', () => {
 
   it('skips undefined members', () => {
     expect(formatPythonJson({ a: undefined, b: 1 })).toBe('{\n  "b": 1\n}');
+  });
+
+  it('writes a checkpoint index as transformers does: code point key order, ASCII-only escapes', () => {
+    const value = { b: 'é\u{1f600}\n\u007f\u0001"\\/', a: {}, '\uffff': 1, '\u{1f600}': 2, Z: 3 };
+    expect(formatPythonJson(value)).toBe(
+      '{\n  "Z": 3,\n  "a": {},\n  "b": "\\u00e9\\ud83d\\ude00\\n\\u007f\\u0001\\"\\\\/",\n  "\\uffff": 1,\n  "\\ud83d\\ude00": 2\n}',
+    );
   });
 
   it('sorts keys by code point, as Python does, not by UTF-16 unit', () => {

@@ -1,6 +1,6 @@
 /**
  * Writes JSON exactly like Python's `json.dumps(value, indent=2, sort_keys=True)`, which is how PEFT and
- * transformers save their config files. Byte-compatible output needs three things JSON.stringify does not do:
+ * transformers save their config files and checkpoint indexes; the one copy every package uses. Byte-compatible output needs three things JSON.stringify does not do:
  * Python's float repr, `ensure_ascii` escaping and the distinction between Python ints and floats.
  */
 
@@ -31,12 +31,14 @@ export function compareCodePoints(left: string, right: string): number {
 
 /**
  * Python's `repr(float)`: the shortest digits that round-trip (the same digits JavaScript picks), printed in
- * positional notation when the decimal exponent is in [-4, 16) and as `1e-05` style otherwise.
+ * positional notation when the decimal exponent is in [-4, 16) and as `1e-05` style otherwise. Non-finite values
+ * are refused unless `allowNan`, with which they are written as json.dumps does (`NaN`, `Infinity`, `-Infinity`,
+ * which is not JSON): no config field may hold one, but bitsandbytes' quant state can.
  */
-export function formatPythonFloat(value: number): string {
+export function formatPythonFloat(value: number, options: { allowNan?: boolean } = {}): string {
   if (!Number.isFinite(value)) {
-    // json.dumps would write NaN/Infinity, which is not JSON; no config field may hold such a value.
-    throw new RangeError(`cannot write ${value} as a JSON number`);
+    if (!options.allowNan) throw new RangeError(`cannot write ${value} as a JSON number`);
+    return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
   }
   const sign = value < 0 || Object.is(value, -0) ? '-' : '';
   const [mantissa, exponentText] = Math.abs(value).toExponential().split('e');

@@ -14,6 +14,7 @@ import {
 
 const source = 'train.yaml';
 const required = { model: 'models/mistral', data: 'data/train.jsonl', output_dir: 'runs/first' };
+const camelRequired = { model: 'models/mistral', data: 'data/train.jsonl', outputDir: 'runs/first' };
 const parse = (extra: Record<string, unknown>) => parseTrainingConfigObject({ ...required, ...extra }, { source });
 
 describe('trainingConfig', () => {
@@ -52,6 +53,23 @@ describe('trainingConfig', () => {
     expect(createTrainingConfig({ model: 'models/mistral', data: 'data/train.jsonl', outputDir: 'runs/first' })).toEqual(
       expected,
     );
+  });
+
+  it("accepts TRL's max_length for max_seq_length, and both only when they agree", () => {
+    expect(parse({ max_length: 1024 }).maxSeqLength).toBe(1024);
+    expect(parse({ max_length: 1024, max_seq_length: 1024 }).maxSeqLength).toBe(1024);
+    expect(parseTrainingConfigJson(JSON.stringify({ ...required, max_length: 64 })).maxSeqLength).toBe(64);
+    expect(createTrainingConfig({ ...camelRequired, maxLength: 256 }).maxSeqLength).toBe(256);
+    expect(configErrorMessage(() => parse({ max_length: 1024, max_seq_length: 512 }))).toBe(
+      "train.yaml: max_length: 1024 contradicts max_seq_length 512; max_length is TRL's name for max_seq_length, give one of them",
+    );
+    expect(configErrorMessage(() => createTrainingConfig({ ...camelRequired, maxLength: 1, maxSeqLength: 2 }))).toBe(
+      "maxLength: 1 contradicts maxSeqLength 2; maxLength is TRL's name for maxSeqLength, give one of them",
+    );
+    expect(configErrorMessage(() => parse({ max_length: 0 }))).toBe('train.yaml: max_length: expected a positive integer, got 0');
+    // The alias is read, never written: a saved config names the sequence length once.
+    expect(JSON.parse(serializeTrainingConfig(parse({ max_length: 128 })))).toMatchObject({ max_seq_length: 128 });
+    expect(serializeTrainingConfig(parse({ max_length: 128 }))).not.toContain('max_length');
   });
 
   it('reads nested LoRA and quantization settings in their file form', () => {

@@ -7,12 +7,11 @@ import {
   bitsAndBytesConfigToSnakeCase,
 } from './bits-and-bytes-config.js';
 import { camelCaseKeys, snakeCaseKeys } from './case-conversion.js';
-import { formatIssuePath } from './config-error.js';
+import { ConfigError, formatIssuePath } from './config-error.js';
 import {
   camelCaseRefinement,
   type ConfigCheck,
   expected,
-  parseFileJson,
   parseFileObject,
   parseWithSchema,
   type ReadOptions,
@@ -33,8 +32,10 @@ import {
   loraConfigSchema,
   loraConfigToSnakeCase,
 } from './lora-config.js';
+import { parseJsonText } from './json-text.js';
 import { formatPythonJson, PythonFloat } from './python-json.js';
 
+/** The requests `initBackend` of `@peft-ts/core/backend` accepts (`backendNames` there; a test keeps the two equal). */
 export const trainingBackends = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type TrainingBackend = (typeof trainingBackends)[number];
 
@@ -95,6 +96,9 @@ const trainingConfigFileShape = {
   max_seq_length: positiveInteger()
     .default(512)
     .meta({ description: 'Examples are truncated (or packed) to this many tokens.' }),
+  max_length: positiveInteger()
+    .optional()
+    .meta({ description: "TRL's name (SFTConfig) for max_seq_length, accepted in its place; giving both with different values is an error." }),
   packing: flag(false, 'Concatenate examples into full-length sequences instead of padding each one.'),
   validation_split: unitFraction()
     .default(0)
@@ -185,8 +189,11 @@ const trainingConfigObject = strictObjectWithSuggestions(
 );
 const trainingConfigFileObject = strictObjectWithSuggestions(trainingConfigFileShape, 'a training config object');
 
-/** A training config as used in code: camelCase keys (also inside `lora` and `quantization`), defaults filled in. */
-export type TrainingConfig = z.output<typeof trainingConfigObject>;
+/**
+ * A training config as used in code: camelCase keys (also inside `lora` and `quantization`), defaults filled in, and
+ * the `maxLength` alias folded into `maxSeqLength`.
+ */
+export type TrainingConfig = Omit<z.output<typeof trainingConfigObject>, 'maxLength'>;
 export type TrainingConfigInput = z.input<typeof trainingConfigObject>;
 /** The snake_case form used in JSON and YAML files. */
 export type TrainingConfigFile = z.output<typeof trainingConfigFileObject>;
@@ -197,7 +204,22 @@ const checkTrainingConfig: ConfigCheck<TrainingConfig> = (config, report, name) 
   }
 };
 
-export const trainingConfigSchema = trainingConfigObject.superRefine(camelCaseRefinement(checkTrainingConfig));
+/**
+ * Both names of the sequence length given with different values. Checked on the input as written, because once
+ * defaults are filled in a max_seq_length left out cannot be told from one given as 512.
+ */
+function checkMaxLengthAlias(input: unknown, names: { alias: string; canonical: string }, source?: string): void {
+  if (typeof input !== 'object' || input === null) return;
+  const given = input as Record<string, unknown>;
+  const [alias, canonical] = [given[names.alias], given[names.canonical]];
+  if (alias === undefined || canonical === undefined || alias === canonical) return;
+  const message = `${JSON.stringify(alias)} contradicts ${names.canonical} ${JSON.stringify(canonical)}; ${names.alias} is TRL's name for ${names.canonical}, give one of them`;
+  throw new ConfigError([{ path: names.alias, message }], source);
+}
+
+export const trainingConfigSchema = trainingConfigObject
+  .superRefine(camelCaseRefinement(checkTrainingConfig))
+  .transform(({ maxLength, ...config }): TrainingConfig => ({ ...config, maxSeqLength: maxLength ?? config.maxSeqLength }));
 
 export const trainingConfigFileSchema = trainingConfigFileObject
   .superRefine(snakeCaseRefinement(checkTrainingConfig, trainingConfigFromSnakeCase, trainingConfigFileKeys))
@@ -207,9 +229,10 @@ export const trainingConfigFileSchema = trainingConfigFileObject
   });
 
 export function trainingConfigFromSnakeCase(file: TrainingConfigFile): TrainingConfig {
-  const { lora, quantization, ...rest } = file;
+  const { lora, quantization, max_length: maxLength, ...rest } = file;
   return {
     ...camelCaseKeys(rest),
+    maxSeqLength: maxLength ?? rest.max_seq_length,
     lora: loraConfigFromSnakeCase(lora),
     quantization: quantization === null ? null : bitsAndBytesConfigFromSnakeCase(quantization),
   };
@@ -228,6 +251,7 @@ export function trainingConfigToSnakeCase(config: TrainingConfig): TrainingConfi
 }
 
 export function createTrainingConfig(input: TrainingConfigInput): TrainingConfig {
+  checkMaxLengthAlias(input, { alias: 'maxLength', canonical: 'maxSeqLength' });
   return parseWithSchema(trainingConfigSchema, input);
 }
 
@@ -236,11 +260,12 @@ export function createTrainingConfig(input: TrainingConfigInput): TrainingConfig
  * are always an error, since a silently ignored setting would change a training run.
  */
 export function parseTrainingConfigObject(value: unknown, options: ReadOptions = {}): TrainingConfig {
+  checkMaxLengthAlias(value, { alias: 'max_length', canonical: 'max_seq_length' }, options.source);
   return trainingConfigFromSnakeCase(parseFileObject(trainingConfigFileSchema, value, { ...options, strict: true }));
 }
 
 export function parseTrainingConfigJson(text: string, options: ReadOptions = {}): TrainingConfig {
-  return trainingConfigFromSnakeCase(parseFileJson(trainingConfigFileSchema, text, { ...options, strict: true }));
+  return parseTrainingConfigObject(parseJsonText(text, options.source), options);
 }
 
 /** JSON with snake_case keys in the style of the other config files, floats written as Python would. */

@@ -1,10 +1,7 @@
-/** Base class of every error peft-ts throws on purpose, so callers can tell them from bugs. */
-export class PeftError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+import { PeftError } from '@peft-ts/config';
+
+// The root error lives in @peft-ts/config, the package every other one may import; core re-exports it as before.
+export { PeftError };
 
 /** A tensor was requested from a shape-only (meta) parameter. */
 export class MetaTensorError extends PeftError {}

@@ -1,11 +1,8 @@
+import { PeftError } from '@peft-ts/config';
+
 /**
- * Thrown for invalid quantization input (bad blocksize, size mismatch, malformed quant state).
- * Local to the typed-array numerics, which stay free of tfjs (`@peft-ts/core`, which has `PeftError`, pulls it in);
- * the tfjs layers throw `PeftError`.
+ * Thrown for invalid quantization input (bad blocksize, size mismatch, malformed quant state). Imported from the
+ * zod-only config package rather than core, so the typed-array numerics stay free of tfjs; the tfjs layers throw
+ * `PeftError`.
  */
-export class QuantError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+export class QuantError extends PeftError {}

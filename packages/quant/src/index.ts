@@ -30,7 +30,6 @@ export {
   prepareModelForKbitTraining,
   type PrepareModelForKbitTrainingOptions,
 } from './prepare-model-for-kbit-training.js';
-export { pythonJsonFloat } from './python-json-float.js';
 export type { DoubleQuantizedAbsmax, FloatDtype, QuantState4bit, QuantType } from './quant-state.js';
 export { quantize4bit, type Quantize4bitOptions, type Quantized4bit } from './quantize-4bit.js';
 export { quantizeBlockwise8bit, type QuantizedBlockwise8bit } from './quantize-blockwise-8bit.js';

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { parseQuantState } from './parse-quant-state.js';
-import { pythonJsonFloat } from './python-json-float.js';
 import type { QuantType } from './quant-state.js';
 import { quantize4bit } from './quantize-4bit.js';
 import { serializeQuantState } from './serialize-quant-state.js';
@@ -54,32 +53,5 @@ describe('parseQuantState', () => {
     expect(() => parseQuantState(encode(`{${plain}, "nested_blocksize": 256}`))).toThrow(/all of/);
     const textOffset = '"nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": "1"';
     expect(() => parseQuantState(encode(`{${plain}, ${textOffset}}`))).toThrow(/nested_offset/);
-  });
-});
-
-describe('pythonJsonFloat', () => {
-  it("writes floats as Python's repr does", () => {
-    const cases: [number, string][] = [
-      [2.6267786026000977, '2.6267786026000977'],
-      [0.1, '0.1'],
-      [1, '1.0'],
-      [100, '100.0'],
-      [-2.5, '-2.5'],
-      [0, '0.0'],
-      [-0, '-0.0'],
-      [0.0001, '0.0001'],
-      [0.00012345, '0.00012345'],
-      [1e-5, '1e-05'],
-      [-1.5e-7, '-1.5e-07'],
-      [1234567890123456, '1234567890123456.0'],
-      [1e16, '1e+16'],
-      [1.5e300, '1.5e+300'],
-      [5e-324, '5e-324'],
-      [Math.fround(0.1), '0.10000000149011612'],
-      [Number.NaN, 'NaN'],
-      [Number.POSITIVE_INFINITY, 'Infinity'],
-      [Number.NEGATIVE_INFINITY, '-Infinity'],
-    ];
-    expect(cases.map(([value]) => pythonJsonFloat(value))).toEqual(cases.map(([, text]) => text));
   });
 });

@@ -1,4 +1,4 @@
-import { pythonJsonFloat } from './python-json-float.js';
+import { formatPythonFloat } from '@peft-ts/config';
 import type { QuantState4bit } from './quant-state.js';
 
 /**
@@ -18,7 +18,7 @@ export function serializeQuantState(state: QuantState4bit): Uint8Array {
       `"nested_blocksize": ${state.nested.blocksize}`,
       // The nested absmax is always fp32 in bnb.
       `"nested_dtype": "float32"`,
-      `"nested_offset": ${pythonJsonFloat(state.nested.offset)}`,
+      `"nested_offset": ${formatPythonFloat(state.nested.offset, { allowNan: true })}`,
     );
   }
   return new TextEncoder().encode(`{${fields.join(', ')}}`);

@@ -14,16 +14,20 @@ const numberKinds = {
 
 export type NumberKind = keyof typeof numberKinds;
 
+/** A number in decimal notation, else NaN: `Number('')` and `Number(' ')` are 0, and hex or binary forms are numbers too. */
+export function parseDecimal(text: string): number {
+  return /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : Number.NaN;
+}
+
 /**
  * A commander argument parser for one kind of number. Commander puts the option's flag in front of the message
  * (`option '--max-steps <steps>' argument 'abc' is invalid. expected an integer ≥ 1`), so every numeric option of
- * every command reports the flag it came from and what it takes. `Number('')` and `Number(' ')` are 0 and hex or
- * exponent forms are numbers, so only decimal notation is accepted.
+ * every command reports the flag it came from and what it takes. Only decimal notation is accepted.
  */
 export function numberOption(kind: NumberKind): (text: string) => number {
   const { expected, accepts } = numberKinds[kind];
   return (text) => {
-    const value = /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(text) ? Number(text) : Number.NaN;
+    const value = parseDecimal(text);
     if (!Number.isFinite(value) || !accepts(value)) throw new InvalidArgumentError(`expected ${expected}`);
     return value;
   };

@@ -6,6 +6,7 @@ import { MistralForCausalLM, parseMistralConfig } from '@peft-ts/model-mistral';
 import { quantizedWeightBytes } from '@peft-ts/quant';
 import { adapterMethod } from '../session/adapter-method.js';
 import type { QuantizationShorthand } from '../session/load-model.js';
+import { addDeprecatedAlias } from './deprecated-alias.js';
 import { numberOption } from './numeric-option.js';
 import { readOptionFile } from './option-path.js';
 
@@ -51,7 +52,7 @@ export async function planRun(options: {
   const { text, source } = await readOptionFile('--model', options.model, 'config.json');
   const config = parseMistralConfig(text, { source });
   if (options.sequenceLength !== undefined && options.sequenceLength > config.max_position_embeddings) {
-    throw new PeftError(`--seq-length ${options.sequenceLength}: past max_position_embeddings ${config.max_position_embeddings} (${source})`);
+    throw new PeftError(`--max-seq-length ${options.sequenceLength}: past max_position_embeddings ${config.max_position_embeddings} (${source})`);
   }
   const model = new MistralForCausalLM(config, { meta: true });
   const baseParams = countParameters(model).total;
@@ -141,25 +142,26 @@ export function formatPlan(plan: RunPlan): string {
 }
 
 export function registerPlanCommand(program: Command): void {
-  program
+  const command = program
     .command('plan')
     .description('layers, parameters and memory of a run, from shapes alone (no weights loaded)')
     .requiredOption('--model <dir|config.json>', 'model directory or its config.json')
     .option('--adapter-config <file|dir>', 'adapter_config.json (PEFT format), or an adapter directory, to plan adapters and layer replication')
     .addOption(new Option('--quant <bits>', 'quantized base weights').choices(['4bit', '8bit']))
-    .option('--batch-size <size>', 'sequences per step, for the activation estimate', numberOption('positiveInteger'))
-    .option('--seq-length <length>', 'tokens per sequence, for the activation estimate', numberOption('positiveInteger'))
+    .option('--per-device-train-batch-size <size>', 'sequences per step, for the activation estimate', numberOption('positiveInteger'))
+    .option('--max-seq-length <length>', 'tokens per sequence, for the activation estimate', numberOption('positiveInteger'))
     .option('--gradient-checkpointing', 'estimate activations with per-layer checkpointing')
-    .option('--json', 'print JSON')
-    .action(async (options) => {
-      const plan = await planRun({
-        model: options.model,
-        adapterConfig: options.adapterConfig,
-        quant: options.quant,
-        batchSize: options.batchSize,
-        sequenceLength: options.seqLength,
-        gradientCheckpointing: options.gradientCheckpointing,
-      });
-      process.stdout.write(`${options.json ? JSON.stringify(plan, null, 2) : formatPlan(plan)}\n`);
+    .option('--json', 'print JSON');
+  addDeprecatedAlias(command, '--batch-size', '--per-device-train-batch-size');
+  addDeprecatedAlias(command, '--seq-length', '--max-seq-length').action(async (options) => {
+    const plan = await planRun({
+      model: options.model,
+      adapterConfig: options.adapterConfig,
+      quant: options.quant,
+      batchSize: options.perDeviceTrainBatchSize,
+      sequenceLength: options.maxSeqLength,
+      gradientCheckpointing: options.gradientCheckpointing,
     });
+    process.stdout.write(`${options.json ? JSON.stringify(plan, null, 2) : formatPlan(plan)}\n`);
+  });
 }

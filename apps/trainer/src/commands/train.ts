@@ -27,7 +27,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--resume [checkpoint]', 'continue from the latest checkpoint in output_dir (or the one given)')
     .option('--quant <bits>', 'quantize the base on load: 4bit (NF4 + double quant) or 8bit (LLM.int8)');
   addTrainingOptions(command).action(async (options: TrainingOptions & { resume?: string | true; quant?: QuantizationShorthand }) => {
-    const config = await resolveTrainingConfig({ config: options.config, overrides: trainingOverrides(options) });
+    const config = await resolveTrainingConfig({ config: options.config, ...trainingOverrides(options) });
     const out = process.stderr;
     const resume = options.resume !== undefined;
     const dataFiles = typeof config.data === 'string' ? { train: config.data } : config.data;

@@ -345,9 +345,9 @@ describeWithBackends(
       const numbers = ['abc', '-1', '0', '1', '0.5', '1e3', '', 'NaN', 'Infinity', '0x10', '2.5', ' 3 ', '99999999999'];
       const commands: Record<string, { base: string[]; options: string[] }> = {
         train: { base: ['--model', missing, '--data', missing, '--output-dir', join(scratch, 'never'), '--backend', 'cpu'], options: ['--learning-rate', '--max-steps', '--num-train-epochs', '--per-device-train-batch-size', '--gradient-accumulation-steps', '--warmup-steps', '--weight-decay', '--max-grad-norm', '--logging-steps', '--save-steps', '--seed', '--max-seq-length', '--validation-split', '--lr-scheduler-type'] },
-        eval: { base: ['--model', missing, '--data', missing, '--backend', 'cpu'], options: ['--max-seq-length', '--batch-size', '--quant'] },
+        eval: { base: ['--model', missing, '--data', missing, '--backend', 'cpu'], options: ['--max-seq-length', '--per-device-eval-batch-size', '--batch-size', '--quant'] },
         generate: { base: ['--model', missing, '--prompt', 'hi', '--backend', 'cpu'], options: ['--max-new-tokens', '--temperature', '--top-k', '--top-p', '--repetition-penalty', '--seed', '--quant'] },
-        plan: { base: ['--model', planConfig], options: ['--batch-size', '--seq-length', '--quant', '--adapter-config'] },
+        plan: { base: ['--model', planConfig], options: ['--per-device-train-batch-size', '--max-seq-length', '--batch-size', '--seq-length', '--quant', '--adapter-config'] },
       };
       try {
         for (let index = 0; index < 150; index++) {

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { PeftError } from '@peft-ts/core';
 import { ConfigError, parseTrainingConfigObject, type TrainingConfig } from '@peft-ts/config';
+import { loraOptionFlag } from '../commands/lora-options.js';
 
 export class UsageError extends PeftError {}
 
@@ -30,9 +31,14 @@ const toSnakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${let
 /**
  * The training config: the file's keys, overridden by the command-line options given (relative
  * paths in a file resolve against the file's directory, on the command line against the cwd). `--data` replaces
- * only the training file of a `data: {train, validation}` mapping.
+ * only the training file of a `data: {train, validation}` mapping; LoRA keys replace those of the file's `lora`.
  */
-export async function resolveTrainingConfig(options: { config?: string; overrides: Record<string, unknown> }): Promise<TrainingConfig> {
+export async function resolveTrainingConfig(options: {
+  config?: string;
+  overrides: Record<string, unknown>;
+  /** snake_case keys of the `lora` section. */
+  loraOverrides?: Record<string, unknown>;
+}): Promise<TrainingConfig> {
   const base = options.config ? await readConfigFile(options.config) : {};
   if (options.config) {
     const directory = dirname(resolve(options.config));
@@ -53,7 +59,18 @@ export async function resolveTrainingConfig(options: { config?: string; override
   // `--data FILE` names the training file; a validation file the config names stays (the CLI has no option for it).
   const validation = (base.data as { validation?: unknown } | undefined)?.validation;
   if (typeof options.overrides.data === 'string' && validation !== undefined) merged.data = { train: merged.data, validation };
-  const fromCommandLine = new Set(Object.keys(options.overrides).filter((name) => options.overrides[name] !== undefined).map(toSnakeCase));
+  const loraOverrides = Object.entries(options.loraOverrides ?? {}).filter(([, value]) => value !== undefined);
+  if (loraOverrides.length > 0) {
+    const fileLora = base.lora && typeof base.lora === 'object' && !Array.isArray(base.lora) ? base.lora : {};
+    merged.lora = { ...fileLora, ...Object.fromEntries(loraOverrides) };
+  }
+  // The config path of each value given on the command line, with the option it came from.
+  const fromCommandLine = new Map([
+    ...Object.keys(options.overrides)
+      .filter((name) => options.overrides[name] !== undefined)
+      .map((name): [string, string] => [toSnakeCase(name), `--${toSnakeCase(name).replaceAll('_', '-')}`]),
+    ...loraOverrides.map(([key]): [string, string] => [`lora.${key}`, loraOptionFlag(key)]),
+  ]);
   try {
     return parseTrainingConfigObject(merged);
   } catch (error) {
@@ -66,11 +83,11 @@ export async function resolveTrainingConfig(options: { config?: string; override
  * One line per issue, each naming where the value came from: the command-line option (`--learning-rate`) for keys
  * given there, else the config file and key, so a bad flag is never reported as an error in a file that lacks it.
  */
-function blameConfigIssues(error: ConfigError, fromCommandLine: ReadonlySet<string>, configFile: string | undefined): string {
+function blameConfigIssues(error: ConfigError, fromCommandLine: ReadonlyMap<string, string>, configFile: string | undefined): string {
   return error.issues
     .map(({ path, message }) => {
-      const key = path.split(/[.[]/)[0];
-      if (fromCommandLine.has(key)) return `--${key.replaceAll('_', '-')}${path.slice(key.length)}: ${message}`;
+      const given = [...fromCommandLine.keys()].find((key) => path === key || path.startsWith(`${key}.`) || path.startsWith(`${key}[`));
+      if (given !== undefined) return `${fromCommandLine.get(given)}${path.slice(given.length)}: ${message}`;
       return [configFile ?? 'command line', path, message].filter(Boolean).join(': ');
     })
     .join('\n');

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openCheckpoint } from './open-checkpoint.js';
-import { pythonJsonStringify } from './python-json-stringify.js';
 import { SafetensorsError } from './safetensors-error.js';
 import { serializeSafetensors } from './serialize-safetensors.js';
 import { ShardedCheckpoint } from './sharded-checkpoint.js';
@@ -186,14 +185,5 @@ describe('sharded checkpoints', () => {
     } finally {
       await checkpoint.close();
     }
-  });
-});
-
-describe('pythonJsonStringify', () => {
-  it('matches json.dumps(indent=2, sort_keys=True): code point key order, ASCII-only escapes', () => {
-    const value = { b: 'é\u{1f600}\n\u007f\u0001"\\/', a: {}, '\uffff': 1, '\u{1f600}': 2, Z: 3 };
-    expect(pythonJsonStringify(value, 2)).toBe(
-      '{\n  "Z": 3,\n  "a": {},\n  "b": "\\u00e9\\ud83d\\ude00\\n\\u007f\\u0001\\"\\\\/",\n  "\\uffff": 1,\n  "\\ud83d\\ude00": 2\n}',
-    );
   });
 });

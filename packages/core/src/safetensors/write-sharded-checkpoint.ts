@@ -1,9 +1,9 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { formatPythonJson } from '@peft-ts/config';
 import { INDEX_FILE_NAME, SHARD_FILE_PATTERN, SINGLE_FILE_NAME, shardFileName } from './checkpoint-file-names.js';
 import type { SafetensorsMetadata } from './parse-header.js';
 import { tensorEntries, type SafetensorsTensors } from './plan-layout.js';
-import { pythonJsonStringify } from './python-json-stringify.js';
 import { validateTensor, type SafetensorsTensor } from './tensor-data.js';
 import { writeFileAtomically } from './write-file-atomically.js';
 import { writeSafetensors } from './write-safetensors.js';
@@ -65,7 +65,7 @@ export async function writeShardedCheckpoint(
       for (const name of shard.keys()) weightMap[name] = fileName;
       written.push(fileName);
     }
-    const index = pythonJsonStringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, 2);
+    const index = formatPythonJson({ metadata: { total_size: totalBytes }, weight_map: weightMap });
     await writeFileAtomically(join(directory, INDEX_FILE_NAME), (handle) => handle.writeFile(`${index}\n`, 'utf8'));
     written.push(INDEX_FILE_NAME);
   }
