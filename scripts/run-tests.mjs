@@ -23,8 +23,10 @@ try {
   passed = results.numPassedTests;
   failed = results.numFailedTests;
   skipped = results.numPendingTests + results.numTodoTests;
-  // A file that fails to load has no test results of its own; count it as a failure.
-  failed += results.testResults.filter((file) => file.status === 'failed' && file.assertionResults.length === 0).length;
+  // A file that fails to load, or whose hooks fail, has no failed test of its own; count it as a failure.
+  failed += results.testResults.filter(
+    (file) => file.status === 'failed' && !file.assertionResults.some((test) => test.status === 'failed'),
+  ).length;
 } catch {
   failed = Math.max(failed, 1);
 }

@@ -52,7 +52,7 @@ describe('the packed packages, installed with npm outside the workspace', () => 
   afterAll(() => {
     console.info(`packed install timings (ms): ${JSON.stringify(timings)}`);
     if (scratch) rmSync(scratch, { recursive: true, force: true });
-  });
+  }, 120_000); // the scratch project holds a whole npm install
 
   it('installs released versions of the workspace dependencies, not workspace: ranges', () => {
     for (const name of ['@peft-ts/lora', '@peft-ts/trainer']) {
