@@ -3,7 +3,10 @@
 // on all seven projections, gradient checkpointing, batch 1 × 256 tokens, the trainer's AdamW. The weights are random,
 // each linear created and quantized in turn (randomMistral + quantizedLinearFactory), so the float model is never held.
 // Reports the step's parts, peak RSS and its ratio to `peft-ts plan`'s memory estimate for the same run.
-// PEFT_TS_BENCH_LAYERS (default 32, the full 7B) shrinks the model for a dry run; PEFT_TS_BENCH_BACKEND and
+// PEFT_TS_BENCH_LAYERS (default 32, the full 7B) shrinks the model for a dry run. Creating and quantizing 7e9 random
+// values in JS takes tens of minutes, so by default only decoder layer 0 is random and every other layer holds its own
+// copy of layer 0's codes (identical layers: the same memory and the same work per step as distinct ones);
+// PEFT_TS_BENCH_DISTINCT_LAYERS=1 makes every layer random. PEFT_TS_BENCH_BACKEND and
 // PEFT_TS_THREADS as in adapters.bench.ts. `npx tsx apps/trainer/bench/qlora-7b.bench.ts`
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,13 +14,13 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { manualSeed } from '@peft-ts/core';
+import { manualSeed, type Module } from '@peft-ts/core';
 import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { LoraModel } from '@peft-ts/lora';
-import { mistral7bV01Config, randomMistral } from '@peft-ts/model-mistral';
-import { prepareModelForKbitTraining, quantizedLinearFactory } from '@peft-ts/quant';
+import { MistralDecoderLayer, mistral7bV01Config, randomMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
+import { Linear4bit, prepareModelForKbitTraining, quantizedLinearFactory } from '@peft-ts/quant';
 import { planRun } from '../src/commands/plan.js';
 import { AdamW } from '../src/optim/adamw.js';
 
@@ -27,6 +30,7 @@ const sequence = 256;
 const projections = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const adapterConfigJson = { peft_type: 'LORA', r: 16, lora_alpha: 32, lora_dropout: 0, target_modules: projections };
 const config = { ...mistral7bV01Config, num_hidden_layers: layers };
+const distinctLayers = process.env.PEFT_TS_BENCH_DISTINCT_LAYERS === '1';
 
 /** Peak resident set of this process so far (the kernel's high-water mark), in bytes. */
 const peakRss = () => process.resourceUsage().maxRSS * 1024;
@@ -43,6 +47,21 @@ function resetPeakRss(): boolean {
   } catch {
     return false;
   }
+}
+
+/** A decoder layer holding its own copy of `source`'s tensors (4-bit codes and quant state, norms). */
+function copyDecoderLayer(model: MistralForCausalLM, source: MistralDecoderLayer, index: number): MistralDecoderLayer {
+  const layer = new MistralDecoderLayer(model.config, index, { meta: true });
+  const sources = new Map<string, Module>(source.namedModules());
+  for (const [path, module] of layer.namedModules()) {
+    const from = sources.get(path)!;
+    if (from instanceof Linear4bit) {
+      layer.setSubmodule(path, new Linear4bit(from.quantized()));
+      continue;
+    }
+    for (const [name, parameter] of module.directParameters()) parameter.set(from.parameter(name).value, name);
+  }
+  return layer;
 }
 
 async function timed<T>(body: () => T | Promise<T>): Promise<{ result: T; seconds: number }> {
@@ -78,13 +97,17 @@ export async function runQlora7bBench(): Promise<BenchResult[]> {
   const quantize = quantizedLinearFactory(createBitsAndBytesConfig({ loadIn4bit: true, bnb4bitQuantType: 'nf4', bnb4bitUseDoubleQuant: true }));
   let quantizedValues = 0;
   const { result: built, seconds: buildSeconds } = await timed(() => {
-    const model = randomMistral(config, {
+    const model = randomMistral(distinctLayers ? config : { ...config, num_hidden_layers: 1 }, {
       createLinear: (context) => {
         const layer = quantize(context);
         if (layer) quantizedValues += context.inFeatures * context.outFeatures;
         return layer;
       },
     });
+    if (!distinctLayers) {
+      const [first] = model.decoderLayers();
+      model.setDecoderLayers([first, ...Array.from({ length: layers - 1 }, (_, index) => copyDecoderLayer(model, first, index + 1))]);
+    }
     prepareModelForKbitTraining(model, { useGradientCheckpointing: true });
     return { model, lora: new LoraModel(model, createLoraConfig({ r: 16, loraAlpha: 32, targetModules: projections })) };
   });
@@ -130,7 +153,7 @@ export async function runQlora7bBench(): Promise<BenchResult[]> {
     .join(', ');
   const shape = `${layers} layers × Mistral-7B shapes, batch ${batch} × ${sequence}, loss ${loss.toFixed(3)}; ${backend.detail}; load ${loadavg()[0].toFixed(1)}`;
   return [
-    { name: 'qlora7b.build', value: buildSeconds, unit: 's', note: `random init + NF4 double-quant of ${(quantizedValues / 1e9).toFixed(2)}e9 values: ${(quantizedValues / buildSeconds / 1e6).toFixed(0)} M values/s` },
+    { name: 'qlora7b.build', value: buildSeconds, unit: 's', note: `random init + NF4 double-quant of ${(quantizedValues / 1e9).toFixed(2)}e9 values${distinctLayers ? '' : ', layer 0 copied to the others'}` },
     { name: 'qlora7b.forward', value: forwardSeconds, unit: 's', note: `training mode, no tape; ${shape}` },
     { name: 'qlora7b.backward', value: gradientSeconds - forwardSeconds, unit: 's', note: `forward + backward (${gradientSeconds.toFixed(1)} s, with the checkpointed layers' second forward) less the forward alone` },
     { name: 'qlora7b.optimizer', value: optimizerSeconds, unit: 's', note: `AdamW over ${trainable.length} tensors, ${plan.trainableParams.toLocaleString('en-US')} parameters` },
