@@ -15,3 +15,4 @@ export * from './generate.js';
 export * from './mistral-tokenizer.js';
 export * from './load-tokenizer.js';
 export * from './mistral-presets.js';
+export * from './random-mistral.js';

@@ -125,16 +125,21 @@ function initializeWeights(model: MistralForCausalLM, deviation: number): void {
   for (const [, module] of model.namedModules()) {
     for (const [name, parameter] of module.directParameters()) {
       if (!parameter.isMeta) continue;
-      const value = tf.tidy(() => {
-        if (module.kind === 'rms_norm') return tf.ones(parameter.shape as number[]);
-        const weight = tf.randomNormal(parameter.shape as number[], 0, deviation, 'float32', nextSeed());
-        const padding = module instanceof Embedding ? module.paddingIndex : null;
-        if (padding === null) return weight;
-        const keep = tf.sub(1, tf.reshape(tf.oneHot(tf.tensor1d([padding], 'int32'), parameter.shape[0]), [-1, 1]));
-        return tf.mul(weight, keep);
-      });
+      const value = initialParameterValue(module, parameter.shape, deviation);
       parameter.set(value, name);
       value.dispose();
     }
   }
+}
+
+/** transformers' `_init_weights` for one parameter: norms at one, the rest N(0, deviation), an embedding's padding row zero. */
+export function initialParameterValue(module: Module, shape: readonly number[], deviation: number): tf.Tensor {
+  return tf.tidy(() => {
+    if (module.kind === 'rms_norm') return tf.ones([...shape]);
+    const weight = tf.randomNormal([...shape], 0, deviation, 'float32', nextSeed());
+    const padding = module instanceof Embedding ? module.paddingIndex : null;
+    if (padding === null) return weight;
+    const keep = tf.sub(1, tf.reshape(tf.oneHot(tf.tensor1d([padding], 'int32'), shape[0]), [-1, 1]));
+    return tf.mul(weight, keep);
+  });
 }
