@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { Module, Parameter, PeftError, matMul, packedLinearForward, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { linear4bitStateDict } from './bnb-state-dict.js';
 import { dequantize4bit } from './dequantize-4bit.js';
@@ -124,13 +124,7 @@ export class Linear4bit extends Module implements LinearLike {
   }
 
   forward(input: tf.Tensor): tf.Tensor {
-    if (input.shape[input.rank - 1] !== this.inFeatures) {
-      throw new PeftError(`Linear4bit: input has ${input.shape[input.rank - 1]} features, the layer takes ${this.inFeatures}`);
-    }
-    return tf.tidy(() => {
-      const output = this.project(input);
-      return this.bias ? tf.add(output, this.bias.value) : output;
-    });
+    return packedLinearForward('Linear4bit', this, input, this.project);
   }
 
   /** The stored codes and quant state in bnb's form (read back from the tensors, synchronously: cpu/wasm). */

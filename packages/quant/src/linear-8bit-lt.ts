@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, Parameter, PeftError, matMul, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { Module, Parameter, PeftError, matMul, packedLinearForward, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { linear8bitStateDict } from './bnb-state-dict.js';
 import { frozenParameter } from './frozen-parameter.js';
@@ -132,13 +132,7 @@ export class Linear8bitLt extends Module implements LinearLike {
   }
 
   forward(input: tf.Tensor): tf.Tensor {
-    if (input.shape[input.rank - 1] !== this.inFeatures) {
-      throw new PeftError(`Linear8bitLt: input has ${input.shape[input.rank - 1]} features, the layer takes ${this.inFeatures}`);
-    }
-    return tf.tidy(() => {
-      const output = this.project(input);
-      return this.bias ? tf.add(output, this.bias.value) : output;
-    });
+    return packedLinearForward('Linear8bitLt', this, input, this.project);
   }
 
   /** A replica over the same stored codes (layer replication): no weight memory is added. */

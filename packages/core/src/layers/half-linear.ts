@@ -4,7 +4,7 @@ import { matMul } from '../matmul.js';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 import type { LinearLike, WeightAccess } from '../weight-access.js';
-import { Linear } from './linear.js';
+import { Linear, packedLinearForward } from './linear.js';
 import { HalfWeight, halfWordsParameter, narrowToHalfBits, type HalfDtype, type HalfMatrix, type HalfWords } from './half-storage.js';
 
 type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
@@ -99,13 +99,7 @@ export class HalfLinear extends Module implements LinearLike {
   }
 
   forward(input: tf.Tensor): tf.Tensor {
-    if (input.shape[input.rank - 1] !== this.inFeatures) {
-      throw new PeftError(`HalfLinear: input has ${input.shape[input.rank - 1]} features, the layer takes ${this.inFeatures}`);
-    }
-    return tf.tidy(() => {
-      const output = this.project(input);
-      return this.bias ? tf.add(output, this.bias.value) : output;
-    });
+    return packedLinearForward('HalfLinear', this, input, this.project);
   }
 
   /** A replica over the same stored words (layer replication): no weight memory is added. */

@@ -1,9 +1,29 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { matMul } from '../matmul.js';
+import { PeftError } from '../errors.js';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 import { nextSeed } from '../random.js';
 import { parameterWeightAccess, type LinearLike, type WeightAccess } from '../weight-access.js';
+
+/**
+ * The forward of a linear layer that computes `x·Wᵀ` from its own packed storage (half, 8-bit, 4-bit): the
+ * feature count is checked against the layer, then `project(x) + b`.
+ */
+export function packedLinearForward(
+  layerName: string,
+  layer: { readonly inFeatures: number; readonly bias: Parameter | null },
+  input: tf.Tensor,
+  project: (input: tf.Tensor) => tf.Tensor,
+): tf.Tensor {
+  if (input.shape[input.rank - 1] !== layer.inFeatures) {
+    throw new PeftError(`${layerName}: input has ${input.shape[input.rank - 1]} features, the layer takes ${layer.inFeatures}`);
+  }
+  return tf.tidy(() => {
+    const output = project(input);
+    return layer.bias ? tf.add(output, layer.bias.value) : output;
+  });
+}
 
 export type LinearOptions = { bias?: boolean; meta?: boolean };
 
