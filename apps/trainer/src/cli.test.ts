@@ -210,6 +210,20 @@ describe('peft-ts CLI', () => {
       expect((await run('plan', '--model', empty)).stderr).toBe(`error: --model ${empty}: the directory holds no config.json\n`);
     });
 
+    it('plan: a preset name instead of a config, and a model_type no family handles', async () => {
+      const config = join(scratch, 'config.json');
+      await writeFile(config, JSON.stringify(mistral7b));
+      const fromFile = JSON.parse((await run('plan', '--model', config, '--json')).stdout);
+      expect(JSON.parse((await run('plan', '--model', 'mistral-7b-v0.1', '--json')).stdout)).toEqual(fromFile);
+      const other = join(scratch, 'other-config.json');
+      await writeFile(other, JSON.stringify({ ...mistral7b, model_type: 'gpt2' }));
+      expect((await run('plan', '--model', other)).stderr).toBe(`error: ${other}: model_type "gpt2" is not supported (supported: 'mistral')\n`);
+      const untyped = join(scratch, 'untyped-config.json');
+      const { model_type: _, ...withoutType } = mistral7b;
+      await writeFile(untyped, JSON.stringify(withoutType));
+      expect((await run('plan', '--model', untyped)).stderr).toBe(`error: ${untyped}: has no model_type (supported: 'mistral')\n`);
+    });
+
     it('a missing --model, --adapter or --input is named with its option', async () => {
       const missing = join(scratch, 'nowhere');
       expect(lastLine((await run('eval', '--model', missing, '--data', 'd.jsonl')).stderr)).toBe(`error: --model ${missing}: does not exist`);
