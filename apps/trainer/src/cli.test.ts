@@ -84,6 +84,17 @@ describe('peft-ts CLI', () => {
     },
   );
 
+  it('merge writes a checkpoint of the model family that computes the adapted logits', async () => {
+    const merged = join(scratch, 'merged-lora');
+    const result = await run('merge', '--backend', 'cpu', '--model', fixturePath('mistral', 'base_model'), '--adapter', fixturePath('mistral', 'lora', 'adapter'), '--output-dir', merged);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(await readFile(join(merged, 'config.json'), 'utf8'))).toMatchObject({ model_type: 'mistral', architectures: ['MistralForCausalLM'] });
+    const out = join(scratch, 'merged-lora.safetensors');
+    expect((await run('logits', '--backend', 'cpu', '--model', merged, '--input', fixturePath('mistral', 'inputs.safetensors'), '--output-file', out)).code).toBe(0);
+    const expected = (await readTensorFile(fixturePath('mistral', 'lora', 'outputs.safetensors'))).get('logits')!;
+    expect(maxAbsDifference((await readTensorFile(out)).get('logits')!, expected)).toBeLessThan(1e-4);
+  });
+
   it('reads attention_mask with the inputs', async () => {
     const inputs = await readTensorFile(fixturePath('mistral', 'inputs.safetensors'));
     const file = join(scratch, 'padded-inputs.safetensors');
