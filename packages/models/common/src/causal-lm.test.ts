@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { manualSeed } from '@peft-ts/core';
+import { manualSeed, readTensorFile, writeTensorFile } from '@peft-ts/core';
 import { initBackend } from '@peft-ts/core/backend';
 import { maxAbsDifference } from '@peft-ts/core/test';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -73,6 +73,26 @@ describe('DecoderForCausalLM over a family definition', () => {
     const actual = tf.tidy(() => loaded.forward({ inputIds: inputIds() }).logits);
     expect(maxAbsDifference(actual, expected)).toBe(0);
     expect(loaded.getSubmodule('model.layers.0.self_attn.o_proj').parameter('bias').value.dataSync()[0]).toBe(0.5);
+    model.dispose();
+    loaded.dispose();
+  });
+
+  it("skips the checkpoint keys the definition ignores, and names the others as unexpected", async () => {
+    manualSeed(4);
+    const model = new DecoderForCausalLM(definition(), tiny);
+    const directory = join(scratch, 'with-buffers');
+    await saveCausalLm(model, directory);
+    const stored = await readTensorFile(join(directory, 'model.safetensors'));
+    stored.set('model.layers.0.self_attn.rotary_emb.inv_freq', tf.ones([2]));
+    await writeTensorFile(join(directory, 'model.safetensors'), stored);
+    const strictDefinition = definition();
+    await expect(loadCausalLm(directory, tiny, () => new DecoderForCausalLM(strictDefinition, tiny, { meta: true }))).rejects.toThrow(
+      'unexpected (1): model.layers.0.self_attn.rotary_emb.inv_freq',
+    );
+    const lenient = { ...definition(), ignoredCheckpointKeys: [/\.rotary_emb\.inv_freq$/] };
+    const loaded = await loadCausalLm(directory, tiny, () => new DecoderForCausalLM(lenient, tiny, { meta: true }));
+    const expected = tf.tidy(() => model.forward({ inputIds: inputIds() }).logits);
+    expect(maxAbsDifference(tf.tidy(() => loaded.forward({ inputIds: inputIds() }).logits), expected)).toBe(0);
     model.dispose();
     loaded.dispose();
   });

@@ -34,6 +34,11 @@ export type CausalLmDefinition<C extends FamilyConfig> = {
   variant?(config: C): DecoderVariant;
   /** PEFT's default LoRA targets for the family (its `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING` entry). */
   readonly defaultTargetModules: readonly string[];
+  /**
+   * Checkpoint tensors the loader skips instead of calling them unexpected (transformers'
+   * `_keys_to_ignore_on_load_unexpected`, e.g. `rotary_emb.inv_freq` buffers older checkpoints saved).
+   */
+  readonly ignoredCheckpointKeys?: readonly RegExp[];
 };
 
 export type CausalLmOptions = {

@@ -88,7 +88,7 @@ export async function readConfigFile<C>(
  * (see `loadQuantizedLinear`). Every tensor is read, converted and placed one at a time. Missing, unexpected and
  * mis-shaped tensors are all reported in one StateDictError before anything is read. Float weights holding NaN or
  * ±Inf are warned about (`onWarning`), or refused with `strict`. With tied embeddings a stored `lm_head.weight` is
- * ignored, as transformers' `tie_weights` overrides it.
+ * ignored, as transformers' `tie_weights` overrides it; so are the keys the definition's `ignoredCheckpointKeys` match.
  */
 export async function loadCausalLm<M extends DecoderForCausalLM>(
   directory: string,
@@ -178,7 +178,7 @@ async function loadQuantizedLayer(
 ): Promise<LinearLike> {
   if (!options.loadQuantizedLinear) {
     throw new StateDictError(
-      `${checkpoint.path}: ${path} is stored quantized (config.json quantization_config); pass the loader's ` +
+      `${checkpoint.path}: ${path} is stored quantized (config.json quantization_config); pass the ` +
         `loadQuantizedLinear option (bnbCheckpointLinear from @peft-ts/quant) to load it`,
     );
   }
@@ -272,7 +272,10 @@ function planLoad(model: DecoderForCausalLM, checkpoint: ShardedCheckpoint): { t
   }
   const expected = new Set([...model.namedParameters().map(([name]) => name), ...quantized.flatMap(({ names }) => names)]);
   const ignored = model.decoderConfig.tie_word_embeddings ? new Set(['lm_head.weight']) : new Set<string>();
-  const unexpected = checkpoint.tensorNames.filter((name) => !expected.has(name) && !ignored.has(name));
+  const ignoredPatterns = model.definition.ignoredCheckpointKeys ?? [];
+  const unexpected = checkpoint.tensorNames.filter(
+    (name) => !expected.has(name) && !ignored.has(name) && !ignoredPatterns.some((pattern) => pattern.test(name)),
+  );
   if (missing.length || unexpected.length || mismatched.length) {
     const problems = [
       missing.length ? `missing (${missing.length}): ${missing.join(', ')}` : '',
