@@ -131,6 +131,16 @@ describe.skipIf(!available)('native conv2d against cpu', () => {
     vi.restoreAllMocks();
   });
 
+  it('the addon refuses arrays that do not match the shapes instead of reading past them', () => {
+    const addon = loadAddon().addon!;
+    const geometry = Int32Array.from([1, 4, 4, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1]);
+    expect(() => addon.conv2d(new Float32Array(32), new Float32Array(54), new Float32Array(48), geometry)).not.toThrow();
+    expect(() => addon.conv2d(new Float32Array(31), new Float32Array(54), new Float32Array(48), geometry)).toThrow('conv2d: expected Float32Arrays');
+    expect(() => addon.conv2dBackpropFilter(new Float32Array(32), new Float32Array(48), new Float32Array(54), geometry.subarray(1))).toThrow('conv2dBackpropFilter');
+    expect(() => addon.gather(new Float32Array(6), Int32Array.from([0, 3]), new Float32Array(4), 1, 1, 3, 2)).toThrow('gather: an index is outside');
+    expect(() => addon.segmentSum(new Float32Array(6), Int32Array.from([0, 1]), new Float32Array(5), 2, 3)).toThrow('segmentSum: the shapes');
+  });
+
   it('NCHW and a rounded output size run as cpu computes them', () => {
     expectClose([{ shape: [1, 3, 6, 5], seed: 5 }, { shape: [3, 3, 3, 2], seed: 6 }], (x, filter) => tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, 1, 'same', 'NCHW'), 1e-5, true);
     expectClose([{ shape: [1, 7, 7, 2], seed: 7 }, { shape: [2, 2, 2, 3], seed: 8 }], (x, filter) => tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, 2, 1, 'NHWC', 1, 'ceil'), 1e-5, true);
