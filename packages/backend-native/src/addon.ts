@@ -19,6 +19,14 @@ export type NativeAddon = {
   transpose(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, strides: Int32Array): void;
   /** Sum/Mean/Max/Min (see REDUCE_CODES) over the reduced axes, both sets read through their strides. */
   reduce(op: number, x: Float32Array, out: Float32Array, keptShape: Int32Array, keptStrides: Int32Array, reducedShape: Int32Array, reducedStrides: Int32Array): void;
+  /** x [batch, outer, dim, slice] gathered along dim by indices [batch, count] into out [batch, outer, count, slice]; any 32-bit element type. */
+  gather(x: Float32Array | Int32Array, indices: Int32Array, out: Float32Array | Int32Array, batchSize: number, outerSize: number, dimSize: number, sliceSize: number): void;
+  /** out [numSegments, columns]: the sums of the rows of x [ids, columns] by id; ids outside [0, numSegments) are dropped. */
+  segmentSum(x: Float32Array, segmentIds: Int32Array, out: Float32Array, numSegments: number, columns: number): void;
+  /** NHWC x, HWIO filter; geometry: see CONV_GEOMETRY_FIELDS (gather-conv-kernels.ts). */
+  conv2d(x: Float32Array, filter: Float32Array, out: Float32Array, geometry: Int32Array): void;
+  conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
 };
 
 /** packed codes (bytes in int32 words), fp32 absmax per block, the 16 code values, [rows, columns], log2 blocksize. */

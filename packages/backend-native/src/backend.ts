@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { PeftError } from '@peft-ts/config';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { nativeKernels } from './kernels.js';
+import { gatherConvKernels } from './gather-conv-kernels.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
 
@@ -126,7 +127,7 @@ export function registerNativeBackend(options: NativeBackendOptions = {}): { rea
     for (const config of tf.getKernelsForBackend('cpu')) {
       if (!tf.getKernel(config.kernelName, NATIVE_BACKEND_NAME)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND_NAME });
     }
-    for (const config of nativeKernels()) {
+    for (const config of [...nativeKernels(), ...gatherConvKernels()]) {
       if (tf.getKernel(config.kernelName, NATIVE_BACKEND_NAME)) tf.unregisterKernel(config.kernelName, NATIVE_BACKEND_NAME);
       tf.registerKernel({ ...config, backendName: NATIVE_BACKEND_NAME });
     }

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendNative } from './backend.js';
 
-type KernelArguments = { inputs: tf.NamedTensorInfoMap; backend: MathBackendNative; attrs?: tf.NamedAttrMap };
-type NativeKernel = { kernelName: string; kernelFunc: tf.KernelFunc };
+export type KernelArguments = { inputs: tf.NamedTensorInfoMap; backend: MathBackendNative; attrs?: tf.NamedAttrMap };
+export type NativeKernel = { kernelName: string; kernelFunc: tf.KernelFunc };
 
 /** A kernel function over this backend's arguments, as tfjs registers it. */
-const kernel = (kernelFunc: (args: KernelArguments) => tf.TensorInfo | tf.TensorInfo[]) => kernelFunc as unknown as tf.KernelFunc;
+export const kernel = (kernelFunc: (args: KernelArguments) => tf.TensorInfo | tf.TensorInfo[]) => kernelFunc as unknown as tf.KernelFunc;
 
 /** tfjs-backend-cpu's kernel of that name, for the cases a native kernel leaves to it. */
 function cpuKernel(kernelName: string): tf.KernelFunc {
@@ -36,9 +36,9 @@ function product(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transp
   return backend.output(shape, (out) => backend.addon.batchMatMul(backend.floats(a), backend.floats(b), out, batchA, batchB, m, n, k, transposeA, transposeB));
 }
 
-const isFloat = (...tensors: (tf.TensorInfo | undefined)[]) => tensors.every((tensor) => !tensor || tensor.dtype === 'float32');
+export const isFloat = (...tensors: (tf.TensorInfo | undefined)[]) => tensors.every((tensor) => !tensor || tensor.dtype === 'float32');
 
-const runCpu = (kernelName: string, args: KernelArguments) => cpuKernel(kernelName)(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+export const runCpu = (kernelName: string, args: KernelArguments) => cpuKernel(kernelName)(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
 
 /** tfjs' BatchMatMul (and so MatMul, whose op lowers to it): transposes as BLAS flags, batches broadcast as tfjs does. */
 function batchMatMul(args: KernelArguments): tf.TensorInfo {

@@ -2,6 +2,7 @@
 // quantized weights that dequantize one tile at a time into a small buffer, so the float weight never exists whole.
 // Every function takes typed arrays the caller allocated (tfjs' own tensor storage) and writes into `out`; shapes are
 // checked on the JS side, lengths again here so a wrong call throws instead of reading past an array.
+#include "gather-conv-kernels.h"
 #include "native-arguments.h"
 
 #include <algorithm>
@@ -672,6 +673,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"softmax", Softmax},
       {"transpose", Transpose},
       {"reduce", Reduce},
+      {"gather", Gather},
+      {"segmentSum", SegmentSum},
+      {"conv2d", Conv2d},
+      {"conv2dBackpropInput", Conv2dBackpropInput},
+      {"conv2dBackpropFilter", Conv2dBackpropFilter},
   };
   for (const auto& [name, callback] : functions) {
     napi_value function;
