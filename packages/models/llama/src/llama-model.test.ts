@@ -92,6 +92,48 @@ describeWithBackends('LlamaForCausalLM against MistralForCausalLM with the same 
   });
 });
 
+describeWithBackends('LlamaForCausalLM with rope_scaling', () => {
+  let directory: string;
+  let plain: LlamaForCausalLM;
+
+  beforeAll(async () => {
+    manualSeed(13);
+    directory = await mkdtemp(join(tmpdir(), 'llama-rope-'));
+    plain = new LlamaForCausalLM({ ...tinyLlamaConfig, max_position_embeddings: 6 }).eval();
+    await saveLlama(plain, directory);
+  });
+  afterAll(async () => {
+    plain.dispose();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  const logitsOf = (model: LlamaForCausalLM, length: number) =>
+    tf.tidy(() => model.forward({ inputIds: tf.slice(inputIds(), [0, 0], [2, length]) as tf.Tensor2D }).logits);
+
+  it('dynamic scaling changes nothing within max_position_embeddings and the logits beyond it', async () => {
+    const dynamic = (await loadLlama(directory, { configOverrides: { rope_scaling: { type: 'dynamic', factor: 2 } } })).eval();
+    const [within, withinPlain] = [logitsOf(dynamic, 6), logitsOf(plain, 6)];
+    expect(maxAbsDifference(within, withinPlain)).toBe(0);
+    const [beyond, beyondPlain] = [logitsOf(dynamic, 8), logitsOf(plain, 8)];
+    // Position 0 has angle 0 whatever the frequencies; every later position rotates differently.
+    const first = (logits: tf.Tensor) => tf.tidy(() => tf.slice(logits, [0, 0, 0], [2, 1, -1]));
+    const [firstScaled, firstPlain] = [first(beyond), first(beyondPlain)];
+    expect(maxAbsDifference(firstScaled, firstPlain)).toBeLessThanOrEqual(TOLERANCE);
+    // N(0, 0.02) weights give small logits, so a real change is ~1e-5 here, against an exact 0 within the length.
+    expect(maxAbsDifference(beyond, beyondPlain)).toBeGreaterThan(1e-6);
+    tf.dispose([within, withinPlain, beyond, beyondPlain, firstScaled, firstPlain]);
+    dynamic.dispose();
+  });
+
+  it('linear scaling changes the logits at every length', async () => {
+    const linear = (await loadLlama(directory, { configOverrides: { rope_scaling: { type: 'linear', factor: 2 } } })).eval();
+    const [scaled, unscaled] = [logitsOf(linear, 4), logitsOf(plain, 4)];
+    expect(maxAbsDifference(scaled, unscaled)).toBeGreaterThan(1e-4);
+    tf.dispose([scaled, unscaled]);
+    linear.dispose();
+  });
+});
+
 describeWithBackends('LlamaForCausalLM with attention_bias', () => {
   let directory: string;
 
