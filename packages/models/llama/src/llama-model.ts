@@ -34,7 +34,7 @@ export const llamaDefinition: CausalLmDefinition<LlamaConfig> = {
   decoderConfig: llamaDecoderConfig,
   variant: (config) => ({ rotaryFrequencies: llamaRotaryFrequencies(config.rope_scaling, config.max_position_embeddings) }),
   defaultTargetModules: ['q_proj', 'v_proj'],
-  // Checkpoints written by transformers before 4.31 carry the rotary buffer, which transformers ignores on load.
+  // Older conversions saved the rotary buffer; it follows from the config, and transformers only warns about it.
   ignoredCheckpointKeys: [/\.rotary_emb\.inv_freq$/],
 };
 
