@@ -228,11 +228,11 @@ describe('peft-ts CLI', () => {
       expect(JSON.parse((await run('plan', '--model', 'mistral-7b-v0.1', '--json')).stdout)).toEqual(fromFile);
       const other = join(scratch, 'other-config.json');
       await writeFile(other, JSON.stringify({ ...mistral7b, model_type: 'gpt2' }));
-      expect((await run('plan', '--model', other)).stderr).toBe(`error: ${other}: model_type "gpt2" is not supported (supported: 'mistral')\n`);
+      expect((await run('plan', '--model', other)).stderr).toBe(`error: ${other}: model_type "gpt2" is not supported (supported: 'mistral', 'llama')\n`);
       const untyped = join(scratch, 'untyped-config.json');
       const { model_type: _, ...withoutType } = mistral7b;
       await writeFile(untyped, JSON.stringify(withoutType));
-      expect((await run('plan', '--model', untyped)).stderr).toBe(`error: ${untyped}: has no model_type (supported: 'mistral')\n`);
+      expect((await run('plan', '--model', untyped)).stderr).toBe(`error: ${untyped}: has no model_type (supported: 'mistral', 'llama')\n`);
     });
 
     it('a missing --model, --adapter or --input is named with its option', async () => {

@@ -28,10 +28,10 @@ describe('model registry', () => {
   });
 
   it('names the file, the model_type and the supported ones when no family fits', async () => {
-    const llama = await modelDirectory('llama', JSON.stringify({ model_type: 'llama', hidden_size: 64 }));
-    await expect(readModelType(llama)).rejects.toThrow(new ModelTypeError(`${join(llama, 'config.json')}: model_type "llama" is not supported (supported: 'mistral')`));
+    const gpt2 = await modelDirectory('gpt2', JSON.stringify({ model_type: 'gpt2', hidden_size: 64 }));
+    await expect(readModelType(gpt2)).rejects.toThrow(new ModelTypeError(`${join(gpt2, 'config.json')}: model_type "gpt2" is not supported (supported: 'mistral', 'llama')`));
     const untyped = await modelDirectory('untyped', JSON.stringify({ hidden_size: 64 }));
-    await expect(readModelType(untyped)).rejects.toThrow(`${join(untyped, 'config.json')}: has no model_type (supported: 'mistral')`);
+    await expect(readModelType(untyped)).rejects.toThrow(`${join(untyped, 'config.json')}: has no model_type (supported: 'mistral', 'llama')`);
     const broken = await modelDirectory('broken', '{"model_type": ');
     await expect(readModelType(broken)).rejects.toThrow(`${join(broken, 'config.json')}: not valid JSON (`);
     const empty = await modelDirectory('empty', null);

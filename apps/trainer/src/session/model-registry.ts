@@ -2,13 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeftError } from '@peft-ts/core';
 import type { CausalLmFamily, FamilyConfig } from '@peft-ts/model-common';
+import { llamaFamily } from '@peft-ts/model-llama';
 import { mistralFamily } from '@peft-ts/model-mistral';
 
 /**
  * The model families the trainer can run, by config.json's `model_type`. Adding one: its package, an entry here
  * and a dependency line in apps/trainer/package.json.
  */
-export const modelFamilies: readonly CausalLmFamily[] = [mistralFamily];
+export const modelFamilies: readonly CausalLmFamily[] = [mistralFamily, llamaFamily];
 
 /** A config.json whose `model_type` names no family the trainer knows (or is missing). */
 export class ModelTypeError extends PeftError {}
