@@ -4,6 +4,7 @@ import { parseLoraConfigJson } from '@peft-ts/config';
 import { ADAPTER_CONFIG_FILE, LoraModel } from '@peft-ts/lora';
 import { stat } from 'node:fs/promises';
 import { quantizedWeightBytes } from '@peft-ts/quant';
+import { positionLimit } from '@peft-ts/model-common';
 import { adapterMethod } from '../session/adapter-method.js';
 import type { QuantizationShorthand } from '../session/load-model.js';
 import { parseModelConfig, presetModelConfig, presetNames } from '../session/model-registry.js';
@@ -52,7 +53,7 @@ export async function planRun(options: {
 }): Promise<RunPlan> {
   const { family, config, source } = await readPlannedConfig(options.model);
   const decoder = family.decoderConfig(config);
-  if (options.sequenceLength !== undefined && options.sequenceLength > decoder.max_position_embeddings) {
+  if (options.sequenceLength !== undefined && options.sequenceLength > positionLimit(decoder)) {
     throw new PeftError(`--max-seq-length ${options.sequenceLength}: past max_position_embeddings ${decoder.max_position_embeddings} (${source})`);
   }
   const model = family.create(config, { meta: true });

@@ -19,6 +19,11 @@ export type DecoderConfig = {
   readonly rms_norm_eps: number;
   readonly rope_theta: number;
   readonly max_position_embeddings: number;
+  /**
+   * The rotary frequencies adapt to sequences past max_position_embeddings (Llama's dynamic NTK `rope_scaling`), so
+   * longer sequences are not refused. Default false.
+   */
+  readonly extends_positions?: boolean;
   /** Each query sees itself and the W keys before it; null for full causal attention. */
   readonly sliding_window: number | null;
   /** Biases on q_proj, k_proj, v_proj and o_proj (Llama's `attention_bias`). Default false. */
@@ -49,3 +54,8 @@ export type DecoderVariant = {
   /** The rotary inverse frequencies (e.g. Llama's `rope_scaling`); default `1 / θ^(2j/d)`. */
   readonly rotaryFrequencies?: RotaryFrequencies;
 };
+
+/** The most positions a sequence may span: max_position_embeddings, unless the rotary frequencies adapt past it. */
+export function positionLimit(config: DecoderConfig): number {
+  return config.extends_positions ? Infinity : config.max_position_embeddings;
+}

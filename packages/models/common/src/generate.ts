@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { PeftError, SeededRandom, checkRowAdapters, nextSeed } from '@peft-ts/core';
 import type { DecoderForCausalLM } from './causal-lm.js';
+import { positionLimit } from './decoder-config.js';
 import { KeyValueCache } from './key-value-cache.js';
 import { selectNextToken, type TokenSelectionSettings } from './next-token-selection.js';
 
@@ -154,7 +155,7 @@ function validate(model: DecoderForCausalLM, prompts: readonly (readonly number[
   check(Number.isInteger(maxNewTokens) && maxNewTokens >= 0, `maxNewTokens: expected a non-negative integer, got ${maxNewTokens}`);
   // Positions past max_position_embeddings were never trained; the rotary angles still compute, so the output would
   // quietly degrade into noise rather than fail.
-  const positions = model.decoderConfig.max_position_embeddings;
+  const positions = positionLimit(model.decoderConfig);
   prompts.forEach((prompt, row) => {
     check(
       prompt.length + maxNewTokens <= positions,

@@ -12,10 +12,10 @@ import { LlamaForCausalLM } from './llama-model.js';
 import { tinyLlamaConfig } from './llama-presets.js';
 import { saveLlama } from './save-llama.js';
 
-// transformers cannot be run here, so there are no Llama fixtures. Instead: Llama without rope scaling or biases is
-// transformers' Mistral with `sliding_window: null` (same blocks, same names), and Mistral is checked against
-// transformers 4.39 fixtures in model-mistral; so Llama must give Mistral's logits for the same weights. The biases and
-// the rope scaling, which Mistral lacks, are checked against their definitions (here and in llama-rope-scaling.test.ts).
+// transformers-parity.test.ts checks Llama against transformers 4.39.3's outputs. Here: Llama without rope scaling or
+// biases is transformers' Mistral with `sliding_window: null` (same blocks, same names), so the two must agree exactly
+// for the same weights, KV cache and generation included; the biases and the rope scaling, which Mistral lacks, are
+// checked against their definitions (here and in llama-rope-scaling.test.ts).
 
 const TOLERANCE = 1e-6;
 const inputIds = () => tf.tensor2d([[1, 5, 9, 33, 2, 70, 71, 4], [1, 100, 3, 3, 8, 127, 0, 12]], [2, 8], 'int32');

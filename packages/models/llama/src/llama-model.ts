@@ -15,6 +15,7 @@ export function llamaDecoderConfig(config: LlamaConfig): DecoderConfig {
     rms_norm_eps: config.rms_norm_eps,
     rope_theta: config.rope_theta,
     max_position_embeddings: config.max_position_embeddings,
+    extends_positions: config.rope_scaling?.type === 'dynamic',
     sliding_window: null,
     attention_bias: config.attention_bias,
     mlp_bias: false,

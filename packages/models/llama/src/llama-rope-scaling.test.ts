@@ -3,7 +3,7 @@ import { describeWithBackends } from '@peft-ts/core/test';
 import { describe, expect, it } from 'vitest';
 import { dynamicNtkBase, llamaRotaryFrequencies } from './llama-rope-scaling.js';
 
-// transformers cannot be run here, so the references are the closed forms of transformers 4.39.3's
+// The references are the closed forms of transformers 4.39.3's
 // LlamaLinearScalingRotaryEmbedding and LlamaDynamicNTKScalingRotaryEmbedding, evaluated in float64:
 // inv_freq[j] = 1 / base^(2j/d); linear: angle = (p / factor) · inv_freq[j]; dynamic, once L = past + T positions
 // exceed M = max_position_embeddings: base = θ·(factor·L/M − (factor − 1))^(d/(d−2)).
