@@ -22,6 +22,8 @@ export type Int8Layout = { readonly weightRows: number; readonly weightColumns: 
  * other packages' kernels call (as webgpu kernels call `runWebGPUProgram`); each returns a new float32 tensor.
  */
 export class MathBackendNative extends MathBackendCPU {
+  private readonly buffers = new BufferPool();
+
   constructor(readonly addon: NativeAddon) {
     super();
     // cpu's first write prints advice to install tfjs-node, which does not apply to this backend.
@@ -43,11 +45,44 @@ export class MathBackendNative extends MathBackendCPU {
     return Int32Array.from(values as ArrayLike<number>);
   }
 
-  /** A new float32 tensor of `shape`, filled by `write`. */
+  /**
+   * A new float32 tensor of `shape`, filled by `write`, which must set every element: the array may be a recycled
+   * one holding a disposed tensor's values.
+   */
   output(shape: number[], write: (out: Float32Array) => void): tf.TensorInfo {
-    const out = new Float32Array(tf.util.sizeFromShape(shape));
+    const out = this.buffers.take(tf.util.sizeFromShape(shape));
     write(out);
-    return this.makeTensorInfo(shape, 'float32', out);
+    const info = this.makeTensorInfo(shape, 'float32', out);
+    this.buffers.adopt(out);
+    return info;
+  }
+
+  override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {
+    this.buffers.expose(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(dataId: tf.DataId, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+    this.buffers.expose(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: tf.DataId): tf.backend_util.BackendValues {
+    const values = super.readSync(dataId);
+    this.buffers.expose(values);
+    return values;
+  }
+
+  override disposeData(dataId: tf.DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const released = super.disposeData(dataId, force);
+    if (values && !this.data.has(dataId)) this.buffers.recycle(values);
+    return released;
+  }
+
+  override dispose(): void {
+    this.buffers.clear();
+    super.dispose();
   }
 
   /** `x·Wᵀ` (transposeWeight; x [rows, weightColumns]) or `x·W` (x [rows, weightRows]) for a 4-bit W, one tile at a time. */
@@ -85,6 +120,55 @@ export class MathBackendNative extends MathBackendCPU {
 
   private fourBitArguments(weight: FourBitOperands, layout: FourBitLayout) {
     return [this.words(weight.packed), this.floats(weight.absmax), this.floats(weight.code), layout.weightRows, layout.weightColumns, layout.blockShift] as const;
+  }
+}
+
+/**
+ * Float32 arrays of disposed native-kernel outputs, reused for later outputs of the same length. A training step
+ * allocates hundreds of MB of outputs; fresh ones cost V8 a garbage collection every few MB ("external memory
+ * pressure") plus zero-filling and page faults, a quarter of a LoRA step's time. An array is recycled only while
+ * nothing else can see it: once its values were read out (dataSync and the like) or another tensor was made over
+ * its buffer (cpu kernels' zero-copy slices), it stays the garbage collector's.
+ */
+class BufferPool {
+  /** Below this many elements V8 allocates cheaply and a pool would only hold memory. */
+  private static readonly minimumLength = 4096;
+  /** The most freed memory kept for reuse; beyond it arrays go to the garbage collector. */
+  private static readonly capacityBytes = 2 ** 30;
+  private readonly free = new Map<number, Float32Array[]>();
+  private readonly recyclable = new WeakSet<ArrayBufferLike>();
+  private pooledBytes = 0;
+
+  take(length: number): Float32Array {
+    const reused = this.free.get(length)?.pop();
+    if (!reused) return new Float32Array(length);
+    this.pooledBytes -= reused.byteLength;
+    return reused;
+  }
+
+  /** `array` belongs to exactly one tensor now: it may be recycled once that one is disposed. */
+  adopt(array: Float32Array): void {
+    if (array.length >= BufferPool.minimumLength) this.recyclable.add(array.buffer);
+  }
+
+  /** Someone else may hold `values` (or a view of its buffer): never recycle it. */
+  expose(values: unknown): void {
+    if (ArrayBuffer.isView(values)) this.recyclable.delete(values.buffer);
+  }
+
+  recycle(values: unknown): void {
+    if (!(values instanceof Float32Array) || !this.recyclable.has(values.buffer)) return;
+    this.recyclable.delete(values.buffer);
+    if (this.pooledBytes + values.byteLength > BufferPool.capacityBytes) return;
+    const list = this.free.get(values.length);
+    if (list) list.push(values);
+    else this.free.set(values.length, [values]);
+    this.pooledBytes += values.byteLength;
+  }
+
+  clear(): void {
+    this.free.clear();
+    this.pooledBytes = 0;
   }
 }
 

@@ -198,3 +198,37 @@ describe.skipIf(!available)('native backend registration', () => {
     }
   });
 });
+
+describe.skipIf(!available)('native output recycling', () => {
+  beforeAll(() => {
+    registerNativeBackend({ threads: 1 });
+    tf.setBackend(NATIVE_BACKEND_NAME);
+  });
+  const size = 8192;
+  const filled = (value: number) => tf.mul(tf.ones([size]), value);
+
+  it('reuses a disposed output for the next of its length', () => {
+    const first = filled(2);
+    const storage = (tensor: tf.Tensor) => (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(tensor.dataId).values;
+    const array = storage(first);
+    first.dispose();
+    const second = filled(3);
+    expect(storage(second)).toBe(array);
+    expect(second.dataSync()[size - 1]).toBe(3);
+    second.dispose();
+  });
+
+  it('never recycles values read out, nor a buffer another tensor views', () => {
+    const read = filled(2);
+    const values = read.dataSync();
+    read.dispose();
+    const source = filled(4);
+    // cpu's Slice of a contiguous range is a view of its input's buffer.
+    const view = tf.slice(source, [size / 2], [size / 2]);
+    source.dispose();
+    const later = [filled(5), filled(6)];
+    expect(values[0]).toBe(2);
+    expect(view.dataSync()[0]).toBe(4);
+    tf.dispose([view, ...later]);
+  });
+});

@@ -164,8 +164,10 @@ function transpose(args: KernelArguments): tf.TensorInfo {
   if (!(values instanceof Float32Array || values instanceof Int32Array)) return runCpu(tf.Transpose, args);
   const inputStrides = [...tf.util.computeStrides(x.shape), 1];
   const shape = perm.map((axis) => x.shape[axis]);
+  const [outShape, outStrides] = [Int32Array.from(shape), Int32Array.from(perm, (axis) => inputStrides[axis])];
+  if (values instanceof Float32Array && x.dtype === 'float32') return backend.output(shape, (out) => backend.addon.transpose(values, out, outShape, outStrides));
   const out = values instanceof Float32Array ? new Float32Array(values.length) : new Int32Array(values.length);
-  backend.addon.transpose(values, out, Int32Array.from(shape), Int32Array.from(perm, (axis) => inputStrides[axis]));
+  backend.addon.transpose(values, out, outShape, outStrides);
   return backend.makeTensorInfo(shape, x.dtype, out);
 }
 
