@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "peft_native",
-      "sources": ["src/native/addon.cc"],
+      "sources": ["src/native/addon.cc", "src/native/fused-kernels.cc"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
       "libraries": ["-lopenblas"],
       "defines": ["NAPI_VERSION=8"]

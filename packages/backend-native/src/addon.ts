@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { FusedAddonFunctions } from './fused-kernels.js';
 
 /** The compiled addon's functions (src/native/addon.cc); each writes into `out`, which the caller allocates. */
 export type NativeAddon = {
@@ -19,7 +20,7 @@ export type NativeAddon = {
   transpose(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, strides: Int32Array): void;
   /** Sum/Mean/Max/Min (see REDUCE_CODES) over the reduced axes, both sets read through their strides. */
   reduce(op: number, x: Float32Array, out: Float32Array, keptShape: Int32Array, keptStrides: Int32Array, reducedShape: Int32Array, reducedStrides: Int32Array): void;
-};
+} & FusedAddonFunctions;
 
 /** packed codes (bytes in int32 words), fp32 absmax per block, the 16 code values, [rows, columns], log2 blocksize. */
 export type FourBitWeightArguments = [packed: Int32Array, absmax: Float32Array, code: Float32Array, rows: number, columns: number, blockShift: number];

@@ -3,6 +3,7 @@
 // Every function takes typed arrays the caller allocated (tfjs' own tensor storage) and writes into `out`; shapes are
 // checked on the JS side, lengths again here so a wrong call throws instead of reading past an array.
 #include "fast-math.h"
+#include "fused-kernels.h"
 #include "native-arguments.h"
 
 #include <algorithm>
@@ -690,6 +691,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"softmax", Softmax},
       {"transpose", Transpose},
       {"reduce", Reduce},
+      {"rmsNorm", RmsNorm},
+      {"rmsNormGrad", RmsNormGrad},
+      {"swiGlu", SwiGlu},
+      {"swiGluGrad", SwiGluGrad},
   };
   for (const auto& [name, callback] : functions) {
     napi_value function;
