@@ -21,7 +21,8 @@ import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { LoraModel } from '@peft-ts/lora';
-import { MistralDecoderLayer, mistral7bV01Config, randomMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
+import { TransformerDecoderLayer } from '@peft-ts/model-common';
+import { mistral7bV01Config, randomMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
 import { Linear4bit, prepareModelForKbitTraining, quantizedLinearFactory } from '@peft-ts/quant';
 import { planRun } from '../src/commands/plan.js';
 import { AdamW } from '../src/optim/adamw.js';
@@ -52,8 +53,8 @@ function resetPeakRss(): boolean {
 }
 
 /** A decoder layer holding its own copy of `source`'s tensors (4-bit codes and quant state, norms). */
-function copyDecoderLayer(model: MistralForCausalLM, source: MistralDecoderLayer, index: number): MistralDecoderLayer {
-  const layer = new MistralDecoderLayer(model.config, index, { meta: true });
+function copyDecoderLayer(model: MistralForCausalLM, source: TransformerDecoderLayer, index: number): TransformerDecoderLayer {
+  const layer = new TransformerDecoderLayer(model.decoderConfig, index, { meta: true });
   const sources = new Map<string, Module>(source.namedModules());
   for (const [path, module] of layer.namedModules()) {
     const from = sources.get(path)!;

@@ -84,6 +84,17 @@ describe('peft-ts CLI', () => {
     },
   );
 
+  it('merge writes a checkpoint of the model family that computes the adapted logits', async () => {
+    const merged = join(scratch, 'merged-lora');
+    const result = await run('merge', '--backend', 'cpu', '--model', fixturePath('mistral', 'base_model'), '--adapter', fixturePath('mistral', 'lora', 'adapter'), '--output-dir', merged);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(await readFile(join(merged, 'config.json'), 'utf8'))).toMatchObject({ model_type: 'mistral', architectures: ['MistralForCausalLM'] });
+    const out = join(scratch, 'merged-lora.safetensors');
+    expect((await run('logits', '--backend', 'cpu', '--model', merged, '--input', fixturePath('mistral', 'inputs.safetensors'), '--output-file', out)).code).toBe(0);
+    const expected = (await readTensorFile(fixturePath('mistral', 'lora', 'outputs.safetensors'))).get('logits')!;
+    expect(maxAbsDifference((await readTensorFile(out)).get('logits')!, expected)).toBeLessThan(1e-4);
+  });
+
   it('reads attention_mask with the inputs', async () => {
     const inputs = await readTensorFile(fixturePath('mistral', 'inputs.safetensors'));
     const file = join(scratch, 'padded-inputs.safetensors');
@@ -208,6 +219,20 @@ describe('peft-ts CLI', () => {
       const empty = join(scratch, 'empty-model');
       await mkdir(empty, { recursive: true });
       expect((await run('plan', '--model', empty)).stderr).toBe(`error: --model ${empty}: the directory holds no config.json\n`);
+    });
+
+    it('plan: a preset name instead of a config, and a model_type no family handles', async () => {
+      const config = join(scratch, 'config.json');
+      await writeFile(config, JSON.stringify(mistral7b));
+      const fromFile = JSON.parse((await run('plan', '--model', config, '--json')).stdout);
+      expect(JSON.parse((await run('plan', '--model', 'mistral-7b-v0.1', '--json')).stdout)).toEqual(fromFile);
+      const other = join(scratch, 'other-config.json');
+      await writeFile(other, JSON.stringify({ ...mistral7b, model_type: 'gpt2' }));
+      expect((await run('plan', '--model', other)).stderr).toBe(`error: ${other}: model_type "gpt2" is not supported (supported: 'mistral')\n`);
+      const untyped = join(scratch, 'untyped-config.json');
+      const { model_type: _, ...withoutType } = mistral7b;
+      await writeFile(untyped, JSON.stringify(withoutType));
+      expect((await run('plan', '--model', untyped)).stderr).toBe(`error: ${untyped}: has no model_type (supported: 'mistral')\n`);
     });
 
     it('a missing --model, --adapter or --input is named with its option', async () => {

@@ -9,11 +9,12 @@ import * as backend from '@peft-ts/core/backend';
 import * as safetensors from '@peft-ts/core/safetensors';
 import * as dora from '@peft-ts/dora';
 import * as lora from '@peft-ts/lora';
+import * as modelCommon from '@peft-ts/model-common';
 import * as mistral from '@peft-ts/model-mistral';
 import * as quant from '@peft-ts/quant';
 import * as replication from '@peft-ts/replication';
 
-const packages = { config, core, backend, safetensors, nativeBackend, dora, lora, mistral, quant, replication };
+const packages = { config, core, backend, safetensors, nativeBackend, dora, lora, modelCommon, mistral, quant, replication };
 
 /** The trainer's own modules that declare an error class. */
 async function trainerErrorModules(): Promise<Record<string, Record<string, unknown>>> {

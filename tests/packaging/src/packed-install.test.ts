@@ -61,6 +61,9 @@ describe('the packed packages, installed with npm outside the workspace', () => 
       expect(ranges.filter((range) => range.startsWith('workspace:'))).toEqual([]);
       expect(manifest.dependencies['@peft-ts/core']).toMatch(/^\d+\.\d+\.\d+/);
     }
+    // A family package brings the shared decoder package with it.
+    const mistral = JSON.parse(readFileSync(join(project, 'node_modules', '@peft-ts/model-mistral', 'package.json'), 'utf8'));
+    expect(mistral.dependencies['@peft-ts/model-common']).toMatch(/^\d+\.\d+\.\d+/);
   });
 
   it('loads the Mistral fixture with its LoRA adapter from plain Node: PEFT 0.10 logits, a backward pass, chained tensor methods', async () => {

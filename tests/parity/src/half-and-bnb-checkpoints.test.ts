@@ -336,7 +336,7 @@ describeWithBackends('half-precision and bitsandbytes checkpoints (Mistral)', (b
     expect(written.get('lm_head.weight')!.dtype).toBe('F16');
 
     await expect(loadMistral(directory)).rejects.toThrow(StateDictError);
-    await expect(loadMistral(directory)).rejects.toThrow('pass loadMistral\'s loadQuantizedLinear option');
+    await expect(loadMistral(directory)).rejects.toThrow('pass the loadQuantizedLinear option (bnbCheckpointLinear from @peft-ts/quant)');
     const model = await loadMistral(directory, { loadQuantizedLinear: bnbCheckpointLinear });
     for (const projection of projections) expect(model.getSubmodule(projectionPath(3, projection))).toBeInstanceOf(layerClass);
     expect(model.getSubmodule('lm_head')).toBeInstanceOf(HalfLinear);

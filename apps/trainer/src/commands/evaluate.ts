@@ -22,7 +22,7 @@ export function registerEvalCommand(program: Command): void {
       const { model, lora } = await openModel(options, false);
       const tokenizer = await loadDataTokenizer(options.model);
       const settings = createTrainingConfig({ model: options.model, data: { train: options.data }, outputDir: '.', maxSeqLength: options.maxSeqLength });
-      const { training, padTokenId } = await prepareDatasets({ ...settings, tokenizer, vocabSize: model.config.vocab_size });
+      const { training, padTokenId } = await prepareDatasets({ ...settings, tokenizer, vocabSize: model.decoderConfig.vocab_size });
       const run = () => evaluateLoss(trainableCausalModel(model, () => []), training, options.perDeviceEvalBatchSize, padTokenId);
       const evaluation = options.disableAdapters && lora ? await lora.withAdaptersDisabled(run) : await run();
       const { loss, perplexity, examples } = evaluation;

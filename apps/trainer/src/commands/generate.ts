@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PeftError } from '@peft-ts/core';
-import { generate } from '@peft-ts/model-mistral';
+import { generate } from '@peft-ts/model-common';
 import { parseChatMessages } from '../data/chat-messages.js';
 import type { ChatMessage } from '../data/text-tokenizer.js';
 import { addModelOptions, openModel, type ModelOptions } from './model-options.js';
@@ -48,7 +48,7 @@ export function registerGenerateCommand(program: Command): void {
       if (texts.length === 0) throw new PeftError('give --prompt TEXT (repeatable) or --chat FILE');
       prompts = texts.map((text) => tokenizer!.encode(text));
     }
-    prompts = fitPositions(prompts, options, model.config.max_position_embeddings, join(options.model, 'config.json'));
+    prompts = fitPositions(prompts, options, model.decoderConfig.max_position_embeddings, join(options.model, 'config.json'));
     const stopTokenIds = [
       ...(tokenizer!.eosTokenId === null ? [] : [tokenizer!.eosTokenId]),
       ...options.stop.map((text) => {

@@ -2,7 +2,6 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PeftError } from '@peft-ts/core';
-import { saveMistral } from '@peft-ts/model-mistral';
 import { addDeprecatedAlias } from './deprecated-alias.js';
 import { addModelOptions, openModel, type ModelOptions } from './model-options.js';
 
@@ -16,11 +15,11 @@ export function registerMergeCommand(program: Command): void {
     .option('--safe', 'check the merged weights are finite before writing');
   addModelOptions(addDeprecatedAlias(command, '--out', '--output-dir')).action(async (options: ModelOptions & { outputDir: string; safe?: boolean }) => {
     if (options.adapter.length === 0) throw new PeftError('merge needs an --adapter directory');
-    const { lora } = await openModel(options, false);
+    const { lora, family } = await openModel(options, false);
     const merged = await lora!.mergeAndUnload({ safeMerge: options.safe });
     await mkdir(options.outputDir, { recursive: true });
-    const files = await saveMistral(merged, options.outputDir);
+    const files = await family.save(merged, options.outputDir);
     for (const file of TOKENIZER_FILES) await copyFile(join(options.model, file), join(options.outputDir, file)).catch(() => undefined);
-    process.stderr.write(`merged model (${merged.config.num_hidden_layers} layers) written to ${options.outputDir}: ${files.join(', ')}\n`);
+    process.stderr.write(`merged model (${merged.decoderConfig.num_hidden_layers} layers) written to ${options.outputDir}: ${files.join(', ')}\n`);
   });
 }

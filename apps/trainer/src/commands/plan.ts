@@ -2,10 +2,11 @@ import { Option, type Command } from 'commander';
 import { Embedding, Linear, PeftError, countParameters, isHalfDtype, isLinearLike, type Module } from '@peft-ts/core';
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { ADAPTER_CONFIG_FILE, LoraModel } from '@peft-ts/lora';
-import { MistralForCausalLM, parseMistralConfig } from '@peft-ts/model-mistral';
+import { stat } from 'node:fs/promises';
 import { quantizedWeightBytes } from '@peft-ts/quant';
 import { adapterMethod } from '../session/adapter-method.js';
 import type { QuantizationShorthand } from '../session/load-model.js';
+import { parseModelConfig, presetModelConfig, presetNames } from '../session/model-registry.js';
 import { addDeprecatedAlias } from './deprecated-alias.js';
 import { numberOption } from './numeric-option.js';
 import { readOptionFile } from './option-path.js';
@@ -49,12 +50,12 @@ export async function planRun(options: {
   sequenceLength?: number;
   gradientCheckpointing?: boolean;
 }): Promise<RunPlan> {
-  const { text, source } = await readOptionFile('--model', options.model, 'config.json');
-  const config = parseMistralConfig(text, { source });
-  if (options.sequenceLength !== undefined && options.sequenceLength > config.max_position_embeddings) {
-    throw new PeftError(`--max-seq-length ${options.sequenceLength}: past max_position_embeddings ${config.max_position_embeddings} (${source})`);
+  const { family, config, source } = await readPlannedConfig(options.model);
+  const decoder = family.decoderConfig(config);
+  if (options.sequenceLength !== undefined && options.sequenceLength > decoder.max_position_embeddings) {
+    throw new PeftError(`--max-seq-length ${options.sequenceLength}: past max_position_embeddings ${decoder.max_position_embeddings} (${source})`);
   }
-  const model = new MistralForCausalLM(config, { meta: true });
+  const model = family.create(config, { meta: true });
   const baseParams = countParameters(model).total;
   if (options.adapterConfig) {
     const adapter = await readOptionFile('--adapter-config', options.adapterConfig, ADAPTER_CONFIG_FILE);
@@ -64,7 +65,7 @@ export async function planRun(options: {
   const counts = countParameters(model);
   const trainableParams = options.adapterConfig ? counts.trainable : counts.total;
   const quantized = options.quant ? quantizedLinearPaths(model) : new Set<string>();
-  const halfBase = isHalfDtype(config.torch_dtype);
+  const halfBase = isHalfDtype(decoder.torch_dtype);
   let torchNumel = 0;
   let weights = 0;
   const seen = new Set<unknown>();
@@ -92,7 +93,7 @@ export async function planRun(options: {
   const checkpointing = options.gradientCheckpointing ?? false;
   const layers = model.decoderLayers().length;
   const tokens = batchSize * sequenceLength;
-  const { hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads, vocab_size: vocab } = model.config;
+  const { hidden_size: hidden, intermediate_size: intermediate, num_attention_heads: heads, vocab_size: vocab } = model.decoderConfig;
   // Floats kept per token by one decoder layer for backward: norms, projections, rotary, MLP, attention rows.
   const perLayer = 16 * hidden + 5 * intermediate + 3 * heads * sequenceLength;
   const keptLayers = checkpointing ? 1 : layers;
@@ -120,6 +121,18 @@ export async function planRun(options: {
   };
 }
 
+/** `--model`: a directory or config.json (its family by `model_type`), or a preset name when no such path exists. */
+async function readPlannedConfig(model: string) {
+  const preset = presetModelConfig(model);
+  const exists = await stat(model).then(
+    () => true,
+    () => false,
+  );
+  if (preset && !exists) return { ...preset, source: `preset ${model}` };
+  const { text, source } = await readOptionFile('--model', model, 'config.json');
+  return { ...parseModelConfig(text, source), source };
+}
+
 const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 
 export function formatPlan(plan: RunPlan): string {
@@ -145,7 +158,7 @@ export function registerPlanCommand(program: Command): void {
   const command = program
     .command('plan')
     .description('layers, parameters and memory of a run, from shapes alone (no weights loaded)')
-    .requiredOption('--model <dir|config.json>', 'model directory or its config.json')
+    .requiredOption('--model <dir|config.json|preset>', `model directory, its config.json, or a preset (${presetNames().join(', ')})`)
     .option('--adapter-config <file|dir>', 'adapter_config.json (PEFT format), or an adapter directory, to plan adapters and layer replication')
     .addOption(new Option('--quant <bits>', 'quantized base weights').choices(['4bit', '8bit']))
     .option('--per-device-train-batch-size <size>', 'sequences per step, for the activation estimate', numberOption('positiveInteger'))

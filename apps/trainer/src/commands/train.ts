@@ -71,7 +71,7 @@ export function registerTrainCommand(program: Command): void {
     const lora = new LoraModel(model, loraConfig, { method: adapterMethod });
     out.write(`${parameterReport(model).line}\n`);
 
-    const datasets = await prepareDatasets({ ...config, tokenizer, vocabSize: model.config.vocab_size });
+    const datasets = await prepareDatasets({ ...config, tokenizer, vocabSize: model.decoderConfig.vocab_size });
     out.write(
       `data: ${datasets.training.length} training and ${datasets.validation.length} validation sequences (${datasets.statistics.trainingTokens.toLocaleString('en-US')} tokens)\n`,
     );

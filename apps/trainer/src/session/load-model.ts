@@ -1,8 +1,9 @@
 import { PeftError, type FiniteCheck } from '@peft-ts/core';
 import { createBitsAndBytesConfig, type BitsAndBytesConfig, type BitsAndBytesConfigInput } from '@peft-ts/config';
 import { loadAdapter, loadLoraModel, type LoraModel } from '@peft-ts/lora';
-import { TokenizerError, loadMistral, loadTokenizer, readMistralConfig, type MistralForCausalLM, type MistralTokenizer } from '@peft-ts/model-mistral';
+import { TokenizerError, loadTokenizer, type CausalLmFamily, type DecoderForCausalLM, type HfTokenizer } from '@peft-ts/model-common';
 import { adapterMethod } from './adapter-method.js';
+import { readModelConfig } from './model-registry.js';
 import type { TextTokenizer } from '../data/text-tokenizer.js';
 import { bnbCheckpointLinear, quantizedLinearFactory } from '@peft-ts/quant';
 
@@ -20,7 +21,7 @@ export function quantizationFromShorthand(shorthand: QuantizationShorthand | und
   return createBitsAndBytesConfig(preset);
 }
 
-export type LoadedModel = { model: MistralForCausalLM; tokenizer: MistralTokenizer | null };
+export type LoadedModel = { model: DecoderForCausalLM; tokenizer: HfTokenizer | null; family: CausalLmFamily };
 
 /** `--strict` (config key `strict`): what is otherwise a warning on stderr (NaN/Inf weights, unknown adapter keys) is an error. */
 export type StrictLoading = { strict?: boolean };
@@ -52,7 +53,7 @@ export async function loadDataTokenizer(directory: string): Promise<TextTokenize
 }
 
 /**
- * A Hugging Face model directory, quantized on load when asked, reporting each linear weight as
+ * A Hugging Face model directory of any registered family (by config.json's `model_type`), quantized on load when asked, reporting each linear weight as
  * it is read (and quantized); a checkpoint saved pre-quantized by bitsandbytes keeps its stored codes; the
  * tokenizer when asked for.
  */
@@ -62,10 +63,10 @@ export async function loadBaseModel(
 ): Promise<LoadedModel> {
   const quantized = options.quantization && (options.quantization.loadIn4bit || options.quantization.loadIn8bit);
   const quantize = quantized ? quantizedLinearFactory(options.quantization!) : undefined;
-  const config = await readMistralConfig(directory);
-  const linearWeights = config.num_hidden_layers * 7 + 1;
+  const { family, config } = await readModelConfig(directory);
+  const linearWeights = family.linearWeightCount(config);
   let done = 0;
-  const model = await loadMistral(directory, {
+  const model = await family.load(directory, {
     ...loadingChecks(options),
     createLinear: (context) => {
       options.onProgress?.(++done, linearWeights);
@@ -74,7 +75,7 @@ export async function loadBaseModel(
     loadQuantizedLinear: bnbCheckpointLinear,
   });
   const tokenizer = options.needsTokenizer === false ? null : await loadTokenizer(directory);
-  return { model, tokenizer };
+  return { model, tokenizer, family };
 }
 
 /**
@@ -82,10 +83,10 @@ export async function loadBaseModel(
  * several are given), the rest under their directory names; `active` chooses the active one.
  */
 export async function attachAdapters(
-  model: MistralForCausalLM,
+  model: DecoderForCausalLM,
   directories: readonly string[],
   options: { active?: string; isTrainable?: boolean } & StrictLoading = {},
-): Promise<LoraModel<MistralForCausalLM> | null> {
+): Promise<LoraModel<DecoderForCausalLM> | null> {
   if (directories.length === 0) return null;
   const names = directories.length === 1 ? ['default'] : directories.map((directory) => directory.replace(/\/+$/, '').split('/').pop()!);
   const common = { isTrainable: options.isTrainable, ...loadingChecks(options) };

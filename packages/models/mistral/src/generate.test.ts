@@ -2,8 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { baseModelDirectory, fixtureInputs } from './__fixtures__/mistral-fixtures.js';
-import { GenerationError, generate } from './generate.js';
-import { KeyValueCache } from './key-value-cache.js';
+import { GenerationError, KeyValueCache, generate } from '@peft-ts/model-common';
 import { loadMistral } from './load-mistral.js';
 import type { MistralForCausalLM } from './mistral-model.js';
 

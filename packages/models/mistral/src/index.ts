@@ -1,18 +1,11 @@
+// What moved to @peft-ts/model-common (generation, the decoder blocks, checkpoints, the tokenizer) stays importable
+// from here.
+export * from '@peft-ts/model-common';
 export * from './mistral-config.js';
-export * from './attention-mask.js';
-export * from './rotary-embedding.js';
-export * from './key-value-cache.js';
-export * from './causal-language-model-loss.js';
-export * from './mistral-attention.js';
-export * from './mistral-mlp.js';
-export * from './mistral-decoder-layer.js';
-export * from './mistral-transformer.js';
 export * from './mistral-model.js';
 export * from './load-mistral.js';
 export * from './save-mistral.js';
-export * from './next-token-selection.js';
-export * from './generate.js';
-export * from './mistral-tokenizer.js';
-export * from './load-tokenizer.js';
 export * from './mistral-presets.js';
 export * from './random-mistral.js';
+export * from './mistral-family.js';
+export * from './deprecated-names.js';

@@ -2,10 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Linear, Module, countParameters, manualSeed, type LinearLike } from '@peft-ts/core';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { buildAttentionMask } from '@peft-ts/model-common';
 import { baseModelDirectory, fixtureInputs, fixtureOutput } from './__fixtures__/mistral-fixtures.js';
-import { buildAttentionMask } from './attention-mask.js';
 import { loadMistral } from './load-mistral.js';
-import { MistralDecoderLayer } from './mistral-decoder-layer.js';
+import { MistralDecoderLayer } from './deprecated-names.js';
 import { MistralForCausalLM } from './mistral-model.js';
 
 const TOLERANCE = 1e-4;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { HalfEmbedding, HalfLinear, Linear, manualSeed, type LinearLike } from '@peft-ts/core';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { expect, it } from 'vitest';
-import type { LinearWeightContext } from './load-mistral.js';
+import type { LinearWeightContext } from '@peft-ts/model-common';
 import { MistralForCausalLM } from './mistral-model.js';
 import { randomMistral } from './random-mistral.js';
 

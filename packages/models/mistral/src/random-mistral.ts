@@ -1,51 +1,13 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, HalfEmbedding, HalfLinear, Linear, isHalfDtype, narrowToHalfBits } from '@peft-ts/core';
+import { randomCausalLm, type RandomCausalLmOptions } from '@peft-ts/model-common';
 import type { MistralConfig, MistralConfigInput } from './mistral-config.js';
-import type { LoadMistralOptions } from './load-mistral.js';
-import { MistralForCausalLM, initialParameterValue } from './mistral-model.js';
+import { MistralForCausalLM } from './mistral-model.js';
 
-export type RandomMistralOptions = Pick<LoadMistralOptions, 'createLinear' | 'torchDtype'>;
+export type RandomMistralOptions = RandomCausalLmOptions;
 
 /**
  * A randomly initialised model (as `new MistralForCausalLM(config)` initialises it) built tensor by tensor the way
- * `loadMistral` builds one from a checkpoint: each linear weight is created, handed to `createLinear` (e.g. a 4-bit
- * quantizer) and disposed before the next, so a quantized model of any size is built without ever holding its float
- * form. With a half `torch_dtype` (and `torchDtype` not 'float32') the embedding and the linear weights that
- * `createLinear` leaves keep half storage, as a loaded half checkpoint does.
+ * `loadMistral` builds one from a checkpoint (see `randomCausalLm`: quantizing `createLinear`, half storage).
  */
 export function randomMistral(config: MistralConfigInput | MistralConfig, options: RandomMistralOptions = {}): MistralForCausalLM {
-  const model = new MistralForCausalLM(config, { meta: true });
-  const { torch_dtype: dtype, initializer_range: deviation, tie_word_embeddings: tied } = model.config;
-  const halfDtype = options.torchDtype !== 'float32' && isHalfDtype(dtype) && !tied ? dtype : null;
-  try {
-    for (const [path, module] of model.namedModules()) {
-      for (const [name, parameter] of module.directParameters()) {
-        if (!parameter.isMeta) continue;
-        const value = initialParameterValue(module, parameter.shape, deviation);
-        try {
-          const isWeight = name === 'weight' && (module instanceof Linear || module instanceof Embedding);
-          const replacement =
-            isWeight && module instanceof Linear
-              ? options.createLinear?.({ key: path, weight: value as tf.Tensor2D, inFeatures: module.inFeatures, outFeatures: module.outFeatures })
-              : undefined;
-          if (replacement) {
-            model.setSubmodule(path, replacement);
-          } else if (isWeight && halfDtype) {
-            const [rows, columns] = parameter.shape;
-            const matrix = { dtype: halfDtype, rows, columns, bits: narrowToHalfBits(value.dataSync() as Float32Array, halfDtype) };
-            const paddingIndex = (module as Embedding).paddingIndex;
-            model.setSubmodule(path, module instanceof Embedding ? new HalfEmbedding(matrix, { paddingIndex }) : new HalfLinear(matrix));
-          } else {
-            parameter.set(value, name);
-          }
-        } finally {
-          value.dispose();
-        }
-      }
-    }
-    return model;
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
+  return randomCausalLm(new MistralForCausalLM(config, { meta: true }), options);
 }

@@ -1,16 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MistralTokenizer, TokenizerError } from './mistral-tokenizer.js';
+import { HfTokenizer, TokenizerError } from './hf-tokenizer.js';
 
 /**
  * Loads `<directory>/tokenizer.json` (required) and `tokenizer_config.json` (optional: special tokens, add_bos_token,
  * chat_template).
  */
-export async function loadTokenizer(directory: string): Promise<MistralTokenizer> {
+export async function loadTokenizer(directory: string): Promise<HfTokenizer> {
   const tokenizerPath = join(directory, 'tokenizer.json');
   const tokenizer = await readJsonObject(tokenizerPath, true);
   const config = await readJsonObject(join(directory, 'tokenizer_config.json'), false);
-  return new MistralTokenizer({ tokenizer: tokenizer!, config: config ?? {}, source: tokenizerPath });
+  return new HfTokenizer({ tokenizer: tokenizer!, config: config ?? {}, source: tokenizerPath });
 }
 
 async function readJsonObject(path: string, required: boolean): Promise<Record<string, unknown> | null> {

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError, checkRowAdapters, nextSeed } from '@peft-ts/core';
+import { PeftError, SeededRandom, checkRowAdapters, nextSeed } from '@peft-ts/core';
+import type { DecoderForCausalLM } from './causal-lm.js';
 import { KeyValueCache } from './key-value-cache.js';
-import type { MistralForCausalLM } from './mistral-model.js';
-import { SeededRandom } from '@peft-ts/core';
 import { selectNextToken, type TokenSelectionSettings } from './next-token-selection.js';
 
 export type GenerationOptions = Partial<TokenSelectionSettings> & {
@@ -35,7 +34,7 @@ export type GenerationResult = {
  * penalty looks at each row's real tokens, not its padding.
  */
 export async function generate(
-  model: MistralForCausalLM,
+  model: DecoderForCausalLM,
   prompts: readonly (readonly number[])[],
   options: GenerationOptions,
 ): Promise<GenerationResult> {
@@ -53,7 +52,7 @@ export async function generate(
   const finishReasons: ('stop' | 'length')[] = prompts.map(() => 'length');
   const finished = prompts.map(() => false);
   const random = new SeededRandom(options.seed ?? nextSeed());
-  const cache = settings.useCache ? new KeyValueCache(model.config.sliding_window) : undefined;
+  const cache = settings.useCache ? new KeyValueCache(model.decoderConfig.sliding_window) : undefined;
   const wasTraining = model.training;
   model.eval();
   try {
@@ -86,7 +85,7 @@ export async function generate(
 
 /** Runs positions `start … start+length−1` and returns the last position's logits, [batch × vocab]. */
 async function lastLogits(
-  model: MistralForCausalLM,
+  model: DecoderForCausalLM,
   step: {
     sequences: number[][];
     masks: number[][];
@@ -139,8 +138,8 @@ type ValidatedSettings = TokenSelectionSettings & {
   useCache: boolean;
 };
 
-function validate(model: MistralForCausalLM, prompts: readonly (readonly number[])[], options: GenerationOptions): ValidatedSettings {
-  const vocabulary = model.config.vocab_size;
+function validate(model: DecoderForCausalLM, prompts: readonly (readonly number[])[], options: GenerationOptions): ValidatedSettings {
+  const vocabulary = model.decoderConfig.vocab_size;
   const problems: string[] = [];
   const check = (ok: boolean, problem: string) => {
     if (!ok) problems.push(problem);
@@ -155,7 +154,7 @@ function validate(model: MistralForCausalLM, prompts: readonly (readonly number[
   check(Number.isInteger(maxNewTokens) && maxNewTokens >= 0, `maxNewTokens: expected a non-negative integer, got ${maxNewTokens}`);
   // Positions past max_position_embeddings were never trained; the rotary angles still compute, so the output would
   // quietly degrade into noise rather than fail.
-  const positions = model.config.max_position_embeddings;
+  const positions = model.decoderConfig.max_position_embeddings;
   prompts.forEach((prompt, row) => {
     check(
       prompt.length + maxNewTokens <= positions,
@@ -166,9 +165,9 @@ function validate(model: MistralForCausalLM, prompts: readonly (readonly number[
   check(Number.isInteger(topK) && topK >= 0, `topK: expected a non-negative integer, got ${topK}`);
   check(topP > 0 && topP <= 1, `topP: expected a number in (0, 1], got ${topP}`);
   check(repetitionPenalty > 0, `repetitionPenalty: expected a positive number, got ${repetitionPenalty}`);
-  const eos = model.config.eos_token_id;
+  const eos = model.decoderConfig.eos_token_id;
   const stopTokenIds = options.stopTokenIds ?? (eos === null ? [] : Array.isArray(eos) ? eos : [eos]);
-  const padToken = options.padTokenId ?? model.config.pad_token_id ?? stopTokenIds[0] ?? 0;
+  const padToken = options.padTokenId ?? model.decoderConfig.pad_token_id ?? stopTokenIds[0] ?? 0;
   check(Number.isInteger(padToken) && padToken >= 0 && padToken < vocabulary, `padTokenId: ${padToken} is not an id in [0, ${vocabulary})`);
   if (problems.length) throw new GenerationError(`generate: ${problems.join('; ')}`);
   return {

@@ -1,11 +1,30 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { PeftError } from '@peft-ts/core';
 
 /** cos and sign-folded sin rows for the positions of one forward, shaped [batch or 1, T, 1, headDim]. */
 export type RotaryAngles = { readonly cos: tf.Tensor4D; readonly sin: tf.Tensor4D };
 
 /**
- * Mistral's non-interleaved ("rotate-half") rotary position embedding. Dims j and j + d/2 rotate together by
- * `p · inv_freq[j]`, `inv_freq[j] = 1 / θ^(2j/d)`, computed in float32 as transformers does.
+ * The `headDim / 2` inverse frequencies for a forward that covers `positions` positions (past + new). A family with
+ * scaled RoPE supplies its own (Llama's `rope_scaling`: linear divides them by the factor, dynamic NTK raises θ once
+ * `positions` passes the trained length); the table is rebuilt whenever the values change.
+ */
+export type RotaryFrequencies = (request: { readonly headDimension: number; readonly theta: number; readonly positions: number }) => Float32Array;
+
+/** `inv_freq[j] = 1 / θ^(2j/d)` as float32 values, rounded step by step like torch's float32 arithmetic. */
+export const defaultRotaryFrequencies: RotaryFrequencies = ({ headDimension, theta }) => {
+  const half = headDimension / 2;
+  const result = new Float32Array(half);
+  for (let index = 0; index < half; index++) {
+    const exponent = Math.fround((2 * index) / headDimension);
+    result[index] = Math.fround(1 / Math.fround(Math.pow(theta, exponent)));
+  }
+  return result;
+};
+
+/**
+ * Non-interleaved ("rotate-half") rotary position embedding, as Llama and Mistral use it. Dims j and j + d/2 rotate
+ * together by `p · inv_freq[j]` (see `RotaryFrequencies`), computed in float32 as transformers does.
  *
  * `rotate_half(x)·sin` equals `swapHalves(x)·sinSigned` with the first half of `sinSigned` negated, so the table keeps
  * that sign folded in and the per-call work is one swap of halves, two multiplies and an add. Tables grow on demand and are
@@ -15,19 +34,19 @@ export class RotaryEmbedding {
   private length = 0;
   private cosTable: tf.Tensor2D | null = null;
   private sinTable: tf.Tensor2D | null = null;
+  private tableFrequencies: Float32Array | null = null;
 
   constructor(
     readonly headDimension: number,
     readonly theta: number,
+    private readonly frequencies: RotaryFrequencies = defaultRotaryFrequencies,
   ) {}
 
-  /** `inv_freq` as float32 values, rounded step by step like torch's float32 arithmetic. */
-  inverseFrequencies(): Float32Array {
-    const half = this.headDimension / 2;
-    const result = new Float32Array(half);
-    for (let index = 0; index < half; index++) {
-      const exponent = Math.fround((2 * index) / this.headDimension);
-      result[index] = Math.fround(1 / Math.fround(Math.pow(this.theta, exponent)));
+  /** `inv_freq` for a forward covering `positions` positions (the default frequencies do not depend on it). */
+  inverseFrequencies(positions = 0): Float32Array {
+    const result = this.frequencies({ headDimension: this.headDimension, theta: this.theta, positions });
+    if (result.length !== this.headDimension / 2) {
+      throw new PeftError(`rotary frequencies: expected ${this.headDimension / 2} values (head dimension / 2), got ${result.length}`);
     }
     return result;
   }
@@ -66,12 +85,14 @@ export class RotaryEmbedding {
   }
 
   private ensureLength(needed: number): void {
-    if (needed <= this.length) return;
-    // Grow geometrically so step-by-step generation does not rebuild the table every token.
-    const length = Math.max(needed, 2 * this.length, 64);
+    const inverse = this.inverseFrequencies(needed);
+    const sameFrequencies = this.tableFrequencies !== null && inverse.every((value, index) => value === this.tableFrequencies![index]);
+    if (needed <= this.length && sameFrequencies) return;
+    // Grow geometrically so step-by-step generation does not rebuild the table every token; new frequencies (dynamic
+    // scaling past the trained length) rebuild it at its current size.
+    const length = Math.max(needed, sameFrequencies ? 2 * this.length : this.length, 64);
     const dimension = this.headDimension;
     const half = dimension / 2;
-    const inverse = this.inverseFrequencies();
     const cos = new Float32Array(length * dimension);
     const sin = new Float32Array(length * dimension);
     for (let position = 0; position < length; position++) {
@@ -90,6 +111,7 @@ export class RotaryEmbedding {
     this.cosTable = tf.keep(tf.tensor2d(cos, [length, dimension]));
     this.sinTable = tf.keep(tf.tensor2d(sin, [length, dimension]));
     this.length = length;
+    this.tableFrequencies = inverse;
   }
 
   dispose(): void {
@@ -97,6 +119,7 @@ export class RotaryEmbedding {
     this.sinTable?.dispose();
     this.cosTable = null;
     this.sinTable = null;
+    this.tableFrequencies = null;
     this.length = 0;
   }
 }

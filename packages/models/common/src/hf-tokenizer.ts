@@ -27,7 +27,7 @@ export type TokenizerFiles = {
  * behaviour transformers adds: special tokens, `add_bos_token` / `add_eos_token` (Llama/Mistral tokenizers rebuild
  * their post-processor from these, so when present they decide, not tokenizer.json), and the Jinja chat template.
  */
-export class MistralTokenizer {
+export class HfTokenizer {
   readonly bosToken: string | null;
   readonly eosToken: string | null;
   readonly unkToken: string | null;

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Embedding, Module, ModuleList, PeftError, RMSNorm, checkpoint, scopedBackward } from '@peft-ts/core';
 import { buildAttentionMask } from './attention-mask.js';
+import type { DecoderConfig, DecoderVariant } from './decoder-config.js';
+import { TransformerDecoderLayer } from './decoder-layer.js';
 import type { KeyValueCache } from './key-value-cache.js';
-import { headDimension, type MistralConfig } from './mistral-config.js';
-import { MistralDecoderLayer } from './mistral-decoder-layer.js';
 import { RotaryEmbedding, type RotaryAngles } from './rotary-embedding.js';
 
-export type MistralForwardInput = {
+export type DecoderForwardInput = {
   /** Token ids, int32 [batch, T]. */
   readonly inputIds: tf.Tensor2D;
   /** 1 keep / 0 padding over [batch, past + T] (left padding); absent means all ones. */
@@ -21,9 +21,9 @@ export type MistralForwardInput = {
   readonly cache?: KeyValueCache;
 };
 
-/** transformers' `MistralModel`: embedding, decoder stack, final norm (registered as `model` in the causal LM). */
-export class MistralTransformer extends Module {
-  readonly kind = 'mistral_model';
+/** transformers' `MistralModel` / `LlamaModel`: embedding, decoder stack, final norm (registered as `model` in the causal LM). */
+export class DecoderStack extends Module {
+  readonly kind = 'decoder_model';
   private readonly rotary: RotaryEmbedding;
   private readonly slidingWindow: number | null;
   /**
@@ -32,21 +32,21 @@ export class MistralTransformer extends Module {
    */
   gradientCheckpointing = false;
 
-  constructor(config: MistralConfig, options: { meta?: boolean } = {}) {
+  constructor(config: DecoderConfig, options: { meta?: boolean; variant?: DecoderVariant } = {}) {
     super();
     const { meta } = options;
     this.registerModule('embed_tokens', new Embedding(config.vocab_size, config.hidden_size, { paddingIndex: config.pad_token_id, meta }));
     this.registerModule(
       'layers',
-      new ModuleList(Array.from({ length: config.num_hidden_layers }, (_, index) => new MistralDecoderLayer(config, index, { meta }))),
+      new ModuleList(Array.from({ length: config.num_hidden_layers }, (_, index) => new TransformerDecoderLayer(config, index, { meta }))),
     );
     this.registerModule('norm', new RMSNorm(config.hidden_size, config.rms_norm_eps, { meta }));
-    this.rotary = new RotaryEmbedding(headDimension(config), config.rope_theta);
+    this.rotary = new RotaryEmbedding(config.head_dim, config.rope_theta, options.variant?.rotaryFrequencies);
     this.slidingWindow = config.sliding_window;
   }
 
   /** Final hidden states [batch, T, hidden]. */
-  forward(input: MistralForwardInput): tf.Tensor3D {
+  forward(input: DecoderForwardInput): tf.Tensor3D {
     const { inputIds, cache } = input;
     if (inputIds.rank !== 2 || inputIds.dtype !== 'int32') {
       throw new PeftError(`inputIds: expected an int32 tensor [batch, length], got ${inputIds.dtype} [${inputIds.shape}]`);
@@ -66,7 +66,7 @@ export class MistralTransformer extends Module {
       const output = tf.tidy(() => {
         let hidden = this.child<Embedding>('embed_tokens').forward(inputIds) as tf.Tensor3D;
         const context = { angles, mask, cache };
-        for (const layer of this.child<ModuleList<MistralDecoderLayer>>('layers')) {
+        for (const layer of this.child<ModuleList<TransformerDecoderLayer>>('layers')) {
           const variables = () => layer.parameters().filter((parameter) => parameter.requiresGrad).map((parameter) => parameter.value);
           if (this.training && this.gradientCheckpointing) {
             const constants = mask ? [angles.cos, angles.sin, mask] : [angles.cos, angles.sin];
