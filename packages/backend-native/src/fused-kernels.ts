@@ -16,7 +16,7 @@ const kernel = (kernelFunc: (args: KernelArguments) => tf.TensorInfo[]) => kerne
 
 function requireFloat32(kernelName: string, inputs: tf.NamedTensorInfoMap) {
   for (const [name, tensor] of Object.entries(inputs)) {
-    if (tensor.dtype !== 'float32') throw new Error(`${kernelName}: input '${name}' must be float32, got ${tensor.dtype}`);
+    if (tensor?.dtype !== 'float32') throw new Error(`${kernelName}: input '${name}' must be float32, got ${tensor?.dtype}`);
   }
 }
 

@@ -4,8 +4,6 @@ import { PeftError } from '../errors.js';
 import { registerTfjsCoreExtras } from './register-tfjs-core-extras.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
 
-export { hasFusedKernel, runFusedKernel } from './fused-kernels.js';
-
 export type BackendName = 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
 export type BackendRequest = BackendName | 'auto';
 
