@@ -3,7 +3,7 @@
     {
       "target_name": "peft_native",
       "sources": ["src/native/addon.cc", "src/native/fused-kernels.cc"],
-      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-fno-trapping-math"],
       "libraries": ["-lopenblas"],
       "defines": ["NAPI_VERSION=8"]
     }

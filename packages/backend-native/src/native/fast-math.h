@@ -15,15 +15,22 @@
 #define PEFT_VECTOR_CLONES
 #endif
 
+// Inlined into each clone, so each compiles it for its own target (GCC otherwise calls the baseline copy).
+#if defined(__GNUC__)
+#define PEFT_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define PEFT_ALWAYS_INLINE inline
+#endif
+
 namespace peft_native {
 
-inline float bitsToFloat(int32_t bits) {
+PEFT_ALWAYS_INLINE float bitsToFloat(int32_t bits) {
   float value;
   std::memcpy(&value, &bits, sizeof value);
   return value;
 }
 
-inline float fastExp(float x) {
+PEFT_ALWAYS_INLINE float fastExp(float x) {
   // Beyond these e^x is +Inf or rounds to 0 in float32; clamping keeps n within the two factors' range.
   const float clamped = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
   // Round to nearest by adding 1.5·2^23 (exact for |value| < 2^22).
@@ -46,7 +53,7 @@ inline float fastExp(float x) {
 }
 
 // 1/(1 + e^−x), as e^x/(1 + e^x) for x < 0 so e^−|x| never overflows: tiny results keep their precision.
-inline float fastSigmoid(float x) {
+PEFT_ALWAYS_INLINE float fastSigmoid(float x) {
   const float e = fastExp(x < 0 ? x : -x);
   return (x < 0 ? e : 1.0f) / (1.0f + e);
 }
