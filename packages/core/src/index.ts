@@ -29,5 +29,6 @@ export * from './checkpoint.js';
 export * from './clone-module.js';
 export * from './linalg/index.js';
 export * from './host-backends.js';
+export { hasFusedKernel, runFusedKernel } from './backend/fused-kernels.js';
 export * from './webgpu/webgpu-program.js';
 export * from './checkpoint-tensors.js';

@@ -3,6 +3,8 @@
 // Every function takes typed arrays the caller allocated (tfjs' own tensor storage) and writes into `out`; shapes are
 // checked on the JS side, lengths again here so a wrong call throws instead of reading past an array.
 #include "gather-conv-kernels.h"
+#include "fast-math.h"
+#include "fused-kernels.h"
 #include "native-arguments.h"
 
 #include <algorithm>
@@ -70,6 +72,14 @@ napi_value BatchMatMul(napi_env env, napi_callback_info info) {
   return undefinedValue(env);
 }
 
+PEFT_VECTOR_CLONES void expArray(const float* x, float* out, size_t count) {
+  for (size_t index = 0; index < count; index++) out[index] = fastExp(x[index]);
+}
+
+PEFT_VECTOR_CLONES void sigmoidArray(const float* x, float* out, size_t count) {
+  for (size_t index = 0; index < count; index++) out[index] = fastSigmoid(x[index]);
+}
+
 enum Activation { kLinear = 0, kRelu = 1, kRelu6 = 2, kSigmoidActivation = 3, kLeakyRelu = 4, kElu = 5 };
 
 // biasActivation(out, bias | null, activation, alpha): out += bias (length 1 or the last axis), then the activation,
@@ -103,13 +113,13 @@ napi_value BiasActivation(napi_env env, napi_callback_info info) {
       for (size_t index = 0; index < out.length; index++) values[index] = std::min(6.0f, std::max(0.0f, values[index]));
       break;
     case kSigmoidActivation:
-      for (size_t index = 0; index < out.length; index++) values[index] = float(1.0 / (1.0 + std::exp(-double(values[index]))));
+      sigmoidArray(values, values, out.length);
       break;
     case kLeakyRelu:
       for (size_t index = 0; index < out.length; index++) values[index] = values[index] < 0 ? alpha * values[index] : values[index];
       break;
     case kElu:
-      for (size_t index = 0; index < out.length; index++) values[index] = values[index] >= 0 ? values[index] : float(std::exp(double(values[index])) - 1);
+      for (size_t index = 0; index < out.length; index++) values[index] = values[index] >= 0 ? values[index] : fastExp(values[index]) - 1.0f;
       break;
     default:
       fail(env, "biasActivation: unknown activation");
@@ -423,19 +433,20 @@ napi_value Binary(napi_env env, napi_callback_info info) {
 
 enum UnaryOp { kExp = 0, kNeg = 1, kSqrt = 2, kRsqrt = 3, kSquare = 4, kAbs = 5, kLog = 6, kSigmoid = 7 };
 
-// The double-precision forms tfjs-backend-cpu evaluates with Math.*, rounded to float32 as its typed arrays do.
+// The double-precision forms tfjs-backend-cpu evaluates with Math.*, rounded to float32 as its typed arrays do; exp
+// and sigmoid take the vectorised float32 exp instead (≤ 2 ulp from those).
 template <int Op>
 void unaryRun(const float* x, float* out, size_t count) {
+  if constexpr (Op == kExp) return expArray(x, out, count);
+  if constexpr (Op == kSigmoid) return sigmoidArray(x, out, count);
   for (size_t index = 0; index < count; index++) {
     const double value = x[index];
-    if constexpr (Op == kExp) out[index] = float(std::exp(value));
     if constexpr (Op == kNeg) out[index] = -x[index];
     if constexpr (Op == kSqrt) out[index] = float(std::sqrt(value));
     if constexpr (Op == kRsqrt) out[index] = float(1.0 / std::sqrt(value));
     if constexpr (Op == kSquare) out[index] = x[index] * x[index];
     if constexpr (Op == kAbs) out[index] = std::fabs(x[index]);
     if constexpr (Op == kLog) out[index] = float(std::log(value));
-    if constexpr (Op == kSigmoid) out[index] = float(1.0 / (1.0 + std::exp(-value)));
   }
 }
 
@@ -472,8 +483,30 @@ napi_value Unary(napi_env env, napi_callback_info info) {
   return undefinedValue(env);
 }
 
-// softmax(x, out, rows, columns): over the last axis as tfjs-backend-cpu composes it: exp(x − max) in float32, the
-// row sum accumulated in double and rounded, then one float32 division each.
+// One softmax row: exp(x − max) with the vectorised exp, the sum accumulated in double (in eight lanes, so it
+// vectorises too) and rounded, then one float32 division each, as tfjs-backend-cpu composes it.
+PEFT_VECTOR_CLONES void softmaxRow(const float* source, float* target, int64_t columns) {
+  float maximum = -INFINITY;
+  bool anyNaN = false;
+  for (int64_t column = 0; column < columns; column++) {
+    maximum = source[column] > maximum ? source[column] : maximum;
+    anyNaN |= source[column] != source[column];
+  }
+  if (anyNaN) maximum = NAN;
+  for (int64_t column = 0; column < columns; column++) target[column] = fastExp(source[column] - maximum);
+  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t column = 0;
+  for (; column + 8 <= columns; column += 8) {
+    for (int lane = 0; lane < 8; lane++) lanes[lane] += target[column + lane];
+  }
+  double sum = 0;
+  for (; column < columns; column++) sum += target[column];
+  for (const double lane : lanes) sum += lane;
+  const float total = float(sum);
+  for (column = 0; column < columns; column++) target[column] = target[column] / total;
+}
+
+// softmax(x, out, rows, columns): over the last axis.
 napi_value Softmax(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (!arguments(env, info, argv)) return nullptr;
@@ -485,21 +518,7 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   parallelFor(rows, rows * columns, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; row++) {
-      const float* source = x.data + row * columns;
-      float* target = out.data + row * columns;
-      float maximum = -INFINITY;
-      for (int64_t column = 0; column < columns; column++) {
-        if (source[column] > maximum || source[column] != source[column]) maximum = source[column];
-      }
-      double sum = 0;
-      for (int64_t column = 0; column < columns; column++) {
-        target[column] = float(std::exp(double(source[column] - maximum)));
-        sum += target[column];
-      }
-      const float total = float(sum);
-      for (int64_t column = 0; column < columns; column++) target[column] = target[column] / total;
-    }
+    for (int64_t row = begin; row < end; row++) softmaxRow(x.data + row * columns, out.data + row * columns, columns);
   });
   return undefinedValue(env);
 }
@@ -678,6 +697,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2d", Conv2d},
       {"conv2dBackpropInput", Conv2dBackpropInput},
       {"conv2dBackpropFilter", Conv2dBackpropFilter},
+      {"rmsNorm", RmsNorm},
+      {"rmsNormGrad", RmsNormGrad},
+      {"swiGlu", SwiGlu},
+      {"swiGluGrad", SwiGluGrad},
   };
   for (const auto& [name, callback] : functions) {
     napi_value function;

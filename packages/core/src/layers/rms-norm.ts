@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { runFusedKernel } from '../backend/fused-kernels.js';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 
@@ -39,12 +40,15 @@ function normalize(input: tf.Tensor, eps: number, weight: tf.Variable): tf.Tenso
   const trainable = weight.trainable;
   const run = tf.customGrad(((x: tf.Tensor, ...rest: unknown[]) => {
     const save = rest.pop() as (tensors: tf.Tensor[]) => void;
-    const inverse = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps));
+    const fused = runFusedKernel('PeftRmsNorm', { x, weight }, { eps });
+    const inverse = fused ? fused[1] : tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps));
     save([x, inverse]);
     return {
-      value: tf.mul(weight, tf.mul(x, inverse)),
+      value: fused ? fused[0] : tf.mul(weight, tf.mul(x, inverse)),
       gradFunc: (dy: tf.Tensor, [savedX, savedInverse]: tf.Tensor[]) =>
         tf.tidy(() => {
+          const fusedGradients = runFusedKernel('PeftRmsNormGrad', { dy, x: savedX, inverse: savedInverse, weight }, { trainable });
+          if (fusedGradients) return fusedGradients;
           const scaled = tf.mul(dy, weight);
           // d(x·r)/dx applied to g: r·g − x·r³·mean(g·x).
           const correction = tf.mul(tf.pow(savedInverse, 3), tf.mean(tf.mul(scaled, savedX), -1, true));
