@@ -4,7 +4,7 @@ import { initBackend } from './backend/index.js';
 import { ModulePathError, StateDictError } from './errors.js';
 import { Linear } from './layers/linear.js';
 import { RMSNorm } from './layers/rms-norm.js';
-import { countParameters, markTrainableByName } from './meta.js';
+import { countParameters, markTrainableByName } from './parameter-count.js';
 import { Module, ModuleList } from './module.js';
 import { Parameter } from './parameter.js';
 

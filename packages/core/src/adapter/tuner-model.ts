@@ -1,5 +1,5 @@
 import { MergeError, PeftError, UnknownAdapterError } from '../errors.js';
-import { countParameters, type ParameterCount } from '../meta.js';
+import { countParameters, type ParameterCount } from '../parameter-count.js';
 import type { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 import type { AdapterMethod, AdapterTargetModel } from './adapter-method.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, Module, ModuleList, PeftError, RMSNorm, checkpoint, scopedBackward } from '@peft-ts/core';
+import { Embedding, Module, ModuleList, PeftError, RMSNorm, gradientCheckpoint, scopedBackward } from '@peft-ts/core';
 import { buildAttentionMask } from './attention-mask.js';
 import type { DecoderConfig, DecoderVariant } from './decoder-config.js';
 import { TransformerDecoderLayer } from './decoder-layer.js';
@@ -70,7 +70,7 @@ export class DecoderStack extends Module {
           const variables = () => layer.parameters().filter((parameter) => parameter.requiresGrad).map((parameter) => parameter.value);
           if (this.training && this.gradientCheckpointing) {
             const constants = mask ? [angles.cos, angles.sin, mask] : [angles.cos, angles.sin];
-            hidden = checkpoint(
+            hidden = gradientCheckpoint(
               ([layerInput], [cos, sin, savedMask]) =>
                 layer.forward(layerInput as tf.Tensor3D, {
                   angles: { cos: cos as tf.Tensor4D, sin: sin as tf.Tensor4D },

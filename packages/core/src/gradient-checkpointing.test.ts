@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
-import { checkpoint, scopedBackward } from './checkpoint.js';
+import { gradientCheckpoint, scopedBackward } from './gradient-checkpointing.js';
 import { Dropout } from './layers/dropout.js';
 import { Linear } from './layers/linear.js';
 import { manualSeed } from './random.js';
@@ -28,7 +28,7 @@ function dropoutBlock(wrap: typeof scopedBackward) {
 
 describeWithBackends('gradient checkpointing', () => {
   it('gives the same gradients (inputs and weights, dropout included) as the plain computation', () => {
-    const { x, weights, loss } = dropoutBlock(checkpoint);
+    const { x, weights, loss } = dropoutBlock(gradientCheckpoint);
     manualSeed(9);
     const plain = tf.variableGrads(loss(false), [x, ...weights]);
     manualSeed(9);

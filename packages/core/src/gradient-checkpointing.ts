@@ -4,7 +4,7 @@ import { randomState, setRandomState } from './random.js';
 type TapeNode = { readonly kernelName?: string; readonly saved?: tf.Tensor[]; readonly inputs?: object; readonly outputs?: tf.Tensor[] };
 type EngineWithTape = { state: { activeTape: TapeNode[] | null; gradientDepth: number; kernelDepth: number } };
 
-export type CheckpointOptions = {
+export type GradientCheckpointOptions = {
   /** Trainable weights `body` reads: tfjs custom gradients reach only what is passed in. */
   readonly variables: readonly tf.Variable[];
   /** Tensors `body` needs that take no gradient (masks, rotary tables); kept alive until backward. */
@@ -17,10 +17,10 @@ export type CheckpointOptions = {
  * copies), not from outer variables that may be freed after the forward. The random stream is
  * replayed so dropout masks in the recomputation equal the forward's.
  */
-export function checkpoint(
+export function gradientCheckpoint(
   body: (inputs: tf.Tensor[], constants: tf.Tensor[]) => tf.Tensor,
   inputs: readonly tf.Tensor[],
-  options: CheckpointOptions,
+  options: GradientCheckpointOptions,
 ): tf.Tensor {
   const { variables } = options;
   const constants = options.constants ?? [];
@@ -109,3 +109,8 @@ export function scopedBackward(body: (inputs: tf.Tensor[]) => tf.Tensor, inputs:
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return run(...inputs, ...variables);
 }
+
+/** @deprecated Renamed `gradientCheckpoint` (a training checkpoint is something else); this alias goes in the next minor. */
+export const checkpoint = gradientCheckpoint;
+/** @deprecated Renamed `GradientCheckpointOptions`. */
+export type CheckpointOptions = GradientCheckpointOptions;
