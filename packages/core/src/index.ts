@@ -31,4 +31,4 @@ export * from './linalg/index.js';
 export * from './host-backends.js';
 export { hasFusedKernel, runFusedKernel } from './backend/fused-kernels.js';
 export * from './webgpu/webgpu-program.js';
-export * from './gradient-checkpoint-tensors.js';
+export * from './stored-layer-tensors.js';
