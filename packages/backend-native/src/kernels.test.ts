@@ -166,6 +166,10 @@ describe.skipIf(!available)('native kernels against cpu', () => {
     [[4, 5, 6], 1, true],
     [[7], undefined, false],
     [[3, 1], 0, false],
+    // Leading axes reduced, the kept ones contiguous: read a row at a time, split over threads when large.
+    [[1, 8, 3], [0, 1], false],
+    [[64, 300, 40], [0, 1], true],
+    [[5, 7, 1, 9], [0, 1, 2], false],
   ];
   for (const [shape, axis, keepDims] of reductions) {
     it(`sum, mean, max and min of [${shape}] over ${JSON.stringify(axis)}${keepDims ? ', dims kept' : ''}: exactly cpu's values`, () => {
@@ -176,6 +180,8 @@ describe.skipIf(!available)('native kernels against cpu', () => {
   it('max propagates NaN; reductions of int32 and of empty tensors are cpu\'s', () => {
     tf.setBackend(NATIVE_BACKEND_NAME);
     expect(Array.from(tf.max(tf.tensor2d([1, NaN, 3, 4], [2, 2]), 1).dataSync())).toEqual([NaN, 4]);
+    expect(Array.from(tf.max(tf.tensor2d([1, NaN, NaN, 4, 2, 5], [3, 2]), 0).dataSync())).toEqual([NaN, NaN]);
+    expect(Array.from(tf.min(tf.tensor2d([NaN, 1, 0, -2], [2, 2]), 0).dataSync())).toEqual([NaN, -2]);
     expectClose([{ shape: [3, 4], dtype: 'int32', seed: 32 }], (x) => tf.sum(x, 0), 0);
     expectClose([{ shape: [0, 4], seed: 33 }], (x) => tf.sum(x, 0), 0);
   });

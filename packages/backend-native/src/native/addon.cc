@@ -642,6 +642,54 @@ void reduceAll(const float* x, float* out, const std::vector<int64_t>& keptShape
   }
 }
 
+// Whether x is [reduced, outputs] in row-major order: the reduced axes lead and the kept ones follow contiguously
+// (a bias or magnitude gradient summed over batch and sequence).
+bool leadingReduction(const std::vector<int64_t>& keptShape, const std::vector<int64_t>& keptStrides, const std::vector<int64_t>& reducedShape,
+                      const std::vector<int64_t>& reducedStrides, int64_t outputs) {
+  int64_t expected = 1;
+  for (size_t axis = keptShape.size(); axis-- > 0;) {
+    if (keptShape[axis] > 1 && keptStrides[axis] != expected) return false;
+    expected *= keptShape[axis];
+  }
+  expected = outputs;
+  for (size_t axis = reducedShape.size(); axis-- > 0;) {
+    if (reducedShape[axis] > 1 && reducedStrides[axis] != expected) return false;
+    expected *= reducedShape[axis];
+  }
+  return true;
+}
+
+// The same values as reduceOne over a leading reduction, visiting rows in the same order, but a row at a time so
+// the reads are sequential; the columns are split over the threads.
+template <int Op>
+void reduceLeading(const float* x, float* out, int64_t rows, int64_t outputs, float divisor) {
+  parallelFor(outputs, rows * outputs, [&](int64_t begin, int64_t end) {
+    const int64_t width = end - begin;
+    if constexpr (Op == kSum || Op == kMean) {
+      std::vector<double> sums(size_t(width), 0.0);
+      for (int64_t row = 0; row < rows; row++) {
+        const float* values = x + row * outputs + begin;
+        for (int64_t column = 0; column < width; column++) {
+          if constexpr (Op == kSum) sums[size_t(column)] += values[column];
+          if constexpr (Op == kMean) sums[size_t(column)] += float(double(values[column]) / divisor);
+        }
+      }
+      for (int64_t column = 0; column < width; column++) out[begin + column] = float(sums[size_t(column)]);
+    } else {
+      std::copy(x + begin, x + end, out + begin);
+      for (int64_t row = 1; row < rows; row++) {
+        const float* values = x + row * outputs + begin;
+        for (int64_t column = 0; column < width; column++) {
+          const float value = values[column];
+          float& extreme = out[begin + column];
+          if constexpr (Op == kMax) if (value > extreme || value != value) extreme = value;
+          if constexpr (Op == kMin) if (value < extreme || value != value) extreme = value;
+        }
+      }
+    }
+  });
+}
+
 // reduce(op, x, out, keptShape, keptStrides, reducedShape, reducedStrides): float32 Sum/Mean/Max/Min over the
 // reduced axes (at least one element each), read through strides, so no axis is moved first.
 napi_value Reduce(napi_env env, napi_callback_info info) {
@@ -665,6 +713,15 @@ napi_value Reduce(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const float divisor = float(reduced);
+  if (outputs > 1 && leadingReduction(keptShape, keptStrides, reducedShape, reducedStrides, outputs)) {
+    switch (op) {
+      case kSum: reduceLeading<kSum>(x.data, out.data, reduced, outputs, divisor); return undefinedValue(env);
+      case kMean: reduceLeading<kMean>(x.data, out.data, reduced, outputs, divisor); return undefinedValue(env);
+      case kMax: reduceLeading<kMax>(x.data, out.data, reduced, outputs, divisor); return undefinedValue(env);
+      case kMin: reduceLeading<kMin>(x.data, out.data, reduced, outputs, divisor); return undefinedValue(env);
+      default: break;
+    }
+  }
   switch (op) {
     case kSum: reduceAll<kSum>(x.data, out.data, keptShape, keptStrides, reducedShape, reducedStrides, outputs, divisor); break;
     case kMean: reduceAll<kMean>(x.data, out.data, keptShape, keptStrides, reducedShape, reducedStrides, outputs, divisor); break;
