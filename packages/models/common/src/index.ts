@@ -1,4 +1,5 @@
 export * from './decoder-config.js';
+export * from './config-schema.js';
 export * from './attention-mask.js';
 export * from './rotary-embedding.js';
 export * from './key-value-cache.js';
