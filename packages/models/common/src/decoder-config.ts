@@ -59,3 +59,55 @@ export type DecoderVariant = {
 export function positionLimit(config: DecoderConfig): number {
   return config.extends_positions ? Infinity : config.max_position_embeddings;
 }
+
+/** Width of one attention head: the explicit `head_dim`, else hidden_size / num_attention_heads (transformers' rule). */
+export function headDimensionOf(config: { readonly head_dim?: number; readonly hidden_size: number; readonly num_attention_heads: number }): number {
+  return config.head_dim ?? config.hidden_size / config.num_attention_heads;
+}
+
+/** The config.json fields of the Llama lineage that map one to one onto `DecoderConfig`. */
+export type LineageConfigFields = Pick<
+  DecoderConfig,
+  | 'vocab_size'
+  | 'hidden_size'
+  | 'intermediate_size'
+  | 'num_hidden_layers'
+  | 'num_attention_heads'
+  | 'num_key_value_heads'
+  | 'rms_norm_eps'
+  | 'rope_theta'
+  | 'max_position_embeddings'
+  | 'attention_dropout'
+  | 'tie_word_embeddings'
+  | 'initializer_range'
+  | 'pad_token_id'
+  | 'eos_token_id'
+  | 'torch_dtype'
+  | 'quantization_config'
+> & { readonly head_dim?: number };
+
+/**
+ * What a family's config shares with `DecoderConfig`, copied field by field, `head_dim` resolved (else hidden_size /
+ * num_attention_heads); the family adds what it decides itself (the sliding window, biases, position limits).
+ */
+export function lineageDecoderFields(config: LineageConfigFields): Omit<DecoderConfig, 'sliding_window'> {
+  return {
+    vocab_size: config.vocab_size,
+    hidden_size: config.hidden_size,
+    intermediate_size: config.intermediate_size,
+    num_hidden_layers: config.num_hidden_layers,
+    num_attention_heads: config.num_attention_heads,
+    num_key_value_heads: config.num_key_value_heads,
+    head_dim: headDimensionOf(config),
+    rms_norm_eps: config.rms_norm_eps,
+    rope_theta: config.rope_theta,
+    max_position_embeddings: config.max_position_embeddings,
+    attention_dropout: config.attention_dropout,
+    tie_word_embeddings: config.tie_word_embeddings,
+    initializer_range: config.initializer_range,
+    pad_token_id: config.pad_token_id,
+    eos_token_id: config.eos_token_id,
+    torch_dtype: config.torch_dtype,
+    quantization_config: config.quantization_config,
+  };
+}

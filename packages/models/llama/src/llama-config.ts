@@ -1,4 +1,4 @@
-import { ModelConfigError, checkHeadCounts, configFields, parseConfigJson, resolveKeyValueHeads } from '@peft-ts/model-common';
+import { ModelConfigError, checkHeadCounts, configFields, headDimensionOf, parseConfigJson, resolveKeyValueHeads } from '@peft-ts/model-common';
 import { z } from 'zod';
 
 /** A Llama config.json that is not valid JSON, or a field of the wrong type, range or consistency (all listed). */
@@ -68,7 +68,7 @@ export type LlamaConfigInput = z.input<typeof llamaConfigSchema>;
 
 /** Width of one attention head: the explicit `head_dim`, else hidden_size / num_attention_heads. */
 export function llamaHeadDimension(config: LlamaConfig): number {
-  return config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  return headDimensionOf(config);
 }
 
 /**

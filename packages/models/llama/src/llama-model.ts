@@ -1,31 +1,15 @@
-import { DecoderForCausalLM, type CausalLmDefinition, type CausalLmOptions, type DecoderConfig } from '@peft-ts/model-common';
-import { llamaHeadDimension, parseLlamaConfig, type LlamaConfig, type LlamaConfigInput } from './llama-config.js';
+import { DecoderForCausalLM, lineageDecoderFields, type CausalLmDefinition, type CausalLmOptions, type DecoderConfig } from '@peft-ts/model-common';
+import { parseLlamaConfig, type LlamaConfig, type LlamaConfigInput } from './llama-config.js';
 import { llamaRotaryFrequencies } from './llama-rope-scaling.js';
 
 /** Llama's config as the shared decoder reads it: full causal attention, biases on q/k/v/o when `attention_bias`. */
 export function llamaDecoderConfig(config: LlamaConfig): DecoderConfig {
   return {
-    vocab_size: config.vocab_size,
-    hidden_size: config.hidden_size,
-    intermediate_size: config.intermediate_size,
-    num_hidden_layers: config.num_hidden_layers,
-    num_attention_heads: config.num_attention_heads,
-    num_key_value_heads: config.num_key_value_heads,
-    head_dim: llamaHeadDimension(config),
-    rms_norm_eps: config.rms_norm_eps,
-    rope_theta: config.rope_theta,
-    max_position_embeddings: config.max_position_embeddings,
-    extends_positions: config.rope_scaling?.type === 'dynamic',
+    ...lineageDecoderFields(config),
     sliding_window: null,
     attention_bias: config.attention_bias,
     mlp_bias: false,
-    attention_dropout: config.attention_dropout,
-    tie_word_embeddings: config.tie_word_embeddings,
-    initializer_range: config.initializer_range,
-    pad_token_id: config.pad_token_id,
-    eos_token_id: config.eos_token_id,
-    torch_dtype: config.torch_dtype,
-    quantization_config: config.quantization_config,
+    extends_positions: config.rope_scaling?.type === 'dynamic',
   };
 }
 
