@@ -6,7 +6,7 @@ import { Linear } from './layers/linear.js';
 import { RMSNorm } from './layers/rms-norm.js';
 import { countParameters, markTrainableByName } from './parameter-count.js';
 import { Module, ModuleList } from './module.js';
-import { Parameter } from './parameter.js';
+import { Parameter, copyParameter } from './parameter.js';
 
 class Block extends Module {
   readonly kind = 'block';
@@ -129,6 +129,34 @@ describe('Module', () => {
     expect(model.getSubmodule('layers.0.proj').parameter('weight').value.trainable).toBe(false);
     model.eval();
     expect(model.namedModules().every(([, module]) => !module.training)).toBe(true);
+  });
+
+  it('counts each parameter as its logical size and its stored bytes, and copies keep the logical size', () => {
+    /** 12 values packed into 2 int32 words beside 3 float statistics, as a quantized layer holds them. */
+    class Packed extends Module {
+      readonly kind = 'packed';
+      constructor() {
+        super();
+        this.registerParameter('weight', new Parameter(tf.zeros([2], 'int32'), { requiresGrad: false, logicalSize: 12 }));
+        this.registerParameter('scales', new Parameter(tf.ones([3]), { requiresGrad: false, logicalSize: 0 }));
+        this.registerParameter('bias', new Parameter(tf.zeros([3])));
+      }
+      forward(input: tf.Tensor): tf.Tensor {
+        return input;
+      }
+    }
+    const model = new Packed();
+    expect(countParameters(model)).toEqual({ total: 12 + 0 + 3, trainable: 3, bytes: 4 * (2 + 3 + 3) });
+    const weight = model.parameter('weight');
+    expect([weight.size, weight.logicalSize]).toEqual([2, 12]);
+    const copies = [copyParameter(weight), copyParameter(new Parameter({ shape: [2], dtype: 'int32' }, { logicalSize: 12 }))];
+    expect(copies.map((copy) => [copy.isMeta, copy.logicalSize])).toEqual([[false, 12], [true, 12]]);
+    expect(Parameter.meta([2, 3]).logicalSize).toBe(6);
+    for (const logicalSize of [-1, 1.5, Number.NaN]) {
+      expect(() => new Parameter({ shape: [2] }, { logicalSize })).toThrow(`parameter of shape [2]: logicalSize must be a non-negative integer, got ${logicalSize}`);
+    }
+    copies[0].dispose();
+    model.dispose();
   });
 
   it('meta parameters report their size and bytes', () => {

@@ -1,10 +1,14 @@
 import type { Module } from './module.js';
 
+/**
+ * Parameters as PEFT 0.10's `get_nb_trainable_parameters` counts them: each parameter's `logicalSize`, shared
+ * tensors once (PyTorch `parameters()`). A quantized or half weight counts as the values it stands for, not its
+ * packed words; quantization statistics count nothing.
+ */
 export type ParameterCount = {
-  /** Every parameter counted once, shared tensors included once (PyTorch `parameters()`). */
   readonly total: number;
   readonly trainable: number;
-  /** Backend bytes of all parameters, counted once. */
+  /** Backend bytes of all parameters, counted once: what they occupy, packed storage and statistics included. */
   readonly bytes: number;
 };
 
@@ -14,9 +18,9 @@ export function countParameters(module: Module): ParameterCount {
   let trainable = 0;
   let bytes = 0;
   for (const [, parameter] of module.namedParameters()) {
-    total += parameter.size;
+    total += parameter.logicalSize;
     bytes += parameter.byteLength;
-    if (parameter.requiresGrad) trainable += parameter.size;
+    if (parameter.requiresGrad) trainable += parameter.logicalSize;
   }
   return { total, trainable, bytes };
 }

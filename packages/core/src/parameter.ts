@@ -13,17 +13,27 @@ export type ParameterSpec = { readonly shape: readonly number[]; readonly dtype?
 export class Parameter {
   readonly shape: readonly number[];
   readonly dtype: ParameterDtype;
+  /**
+   * Parameters this slot counts as (PyTorch's `numel` as PEFT's `get_nb_trainable_parameters` counts it), which
+   * `size` is not for packed storage: a packed weight stands for the values it holds, quantization statistics
+   * (bnb keeps them outside the parameter) for none.
+   */
+  readonly logicalSize: number;
   private variable: tf.Variable | null = null;
   private requiresGradFlag: boolean;
 
-  constructor(init: tf.Tensor | ParameterSpec, options: { requiresGrad?: boolean } = {}) {
+  constructor(init: tf.Tensor | ParameterSpec, options: { requiresGrad?: boolean; logicalSize?: number } = {}) {
     this.requiresGradFlag = options.requiresGrad ?? true;
+    this.shape = [...init.shape];
+    const { logicalSize = this.size } = options;
+    if (!Number.isSafeInteger(logicalSize) || logicalSize < 0) {
+      throw new PeftError(`parameter of shape [${this.shape}]: logicalSize must be a non-negative integer, got ${logicalSize}`);
+    }
+    this.logicalSize = logicalSize;
     if (init instanceof tf.Tensor) {
-      this.shape = [...init.shape];
       this.dtype = init.dtype as ParameterDtype;
       this.variable = tf.variable(init, this.requiresGradFlag);
     } else {
-      this.shape = [...init.shape];
       this.dtype = init.dtype ?? 'float32';
     }
   }
@@ -89,11 +99,12 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((dimension, index) => dimension === b[index]);
 }
 
-/** An independent copy (its own tensor, same trainability); a meta parameter stays meta. */
+/** An independent copy (its own tensor, same trainability and logical size); a meta parameter stays meta. */
 export function copyParameter(parameter: Parameter): Parameter {
-  if (parameter.isMeta) return Parameter.meta(parameter.shape, parameter.dtype);
+  const { logicalSize } = parameter;
+  if (parameter.isMeta) return new Parameter({ shape: parameter.shape, dtype: parameter.dtype }, { logicalSize });
   const data = parameter.value.clone();
-  const copy = new Parameter(data, { requiresGrad: parameter.requiresGrad });
+  const copy = new Parameter(data, { requiresGrad: parameter.requiresGrad, logicalSize });
   data.dispose();
   return copy;
 }

@@ -38,6 +38,7 @@ export {
   type QuantizableLinear,
   type QuantizedLinearFactoryOptions,
 } from './quantized-linear-factory.js';
+export { quantizedParameterCount } from './quantized-parameter-count.js';
 export {
   quantizedWeightBytes,
   type QuantizedWeightBytes,

@@ -9,6 +9,7 @@ import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
 import { bytesOfWords } from './packed-words.js';
 import type { QuantState4bit, QuantType } from './quant-state.js';
+import { quantizedParameterCount } from './quantized-parameter-count.js';
 import { quantize4bit, type Quantized4bit } from './quantize-4bit.js';
 
 export type Linear4bitOptions = {
@@ -94,7 +95,10 @@ export class Linear4bit extends Module implements LinearLike {
     if (bias && (bias.rank !== 1 || bias.shape[0] !== this.outFeatures)) {
       throw new PeftError(`Linear4bit: bias must be [${this.outFeatures}], got [${bias.shape}]`);
     }
-    for (const [name, tensor] of storedTensors(fourBitTensors({ packed, state }))) this.registerParameter(name, frozenParameter(tensor));
+    const weightCount = quantizedParameterCount(state.shape, '4bit');
+    for (const [name, tensor] of storedTensors(fourBitTensors({ packed, state }))) {
+      this.registerParameter(name, frozenParameter(tensor, { logicalSize: name === 'weight' ? weightCount : 0 }));
+    }
     this.registerParameter('bias', bias ? new Parameter(bias) : null);
     return {
       quantType: state.quantType,

@@ -6,6 +6,7 @@ import { frozenParameter } from './frozen-parameter.js';
 import { HOST_BACKENDS } from './host-backends.js';
 import { int8VectorwiseQuantize, type Int8Matrix } from './int8-vectorwise-quantize.js';
 import { INT8_BYTE_OFFSET, packInt8 } from './pack-int8.js';
+import { quantizedParameterCount } from './quantized-parameter-count.js';
 import { unpackInt8 } from './unpack-int8.js';
 import { bytesOfWords, packBytesIntoWords, unpackWordsTensor } from './packed-words.js';
 import { FUSED_KERNEL_BACKENDS, int8CodesKernel, matMulInt8Kernel } from './webgpu-kernels.js';
@@ -122,8 +123,8 @@ export class Linear8bitLt extends Module implements LinearLike {
       throw new PeftError(`Linear8bitLt: bias must be [${this.outFeatures}], got [${bias.shape}]`);
     }
     const [codes, rowStats] = storageTensors(weight);
-    this.registerParameter('weight', frozenParameter(codes));
-    this.registerParameter('SCB', frozenParameter(rowStats));
+    this.registerParameter('weight', frozenParameter(codes, { logicalSize: quantizedParameterCount([weight.rows, weight.columns], 'int8') }));
+    this.registerParameter('SCB', frozenParameter(rowStats, { logicalSize: 0 }));
     this.registerParameter('bias', bias ? new Parameter(bias) : null);
   }
 

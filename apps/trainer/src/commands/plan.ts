@@ -3,7 +3,7 @@ import { Embedding, Linear, PeftError, countParameters, isHalfDtype, isLinearLik
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { ADAPTER_CONFIG_FILE, LoraModel } from '@peft-ts/lora';
 import { stat } from 'node:fs/promises';
-import { quantizedWeightBytes } from '@peft-ts/quant';
+import { quantizedParameterCount, quantizedWeightBytes } from '@peft-ts/quant';
 import { positionLimit } from '@peft-ts/model-common';
 import { adapterMethod } from '../session/adapter-method.js';
 import type { QuantizationShorthand } from '../session/load-model.js';
@@ -64,10 +64,11 @@ export async function planRun(options: {
     new LoraModel(model, { ...loraConfig, inferenceMode: false }, { method: adapterMethod });
   }
   const counts = countParameters(model);
-  const trainableParams = options.adapterConfig ? counts.trainable : counts.total;
   const quantized = options.quant ? quantizedLinearPaths(model) : new Set<string>();
   const halfBase = isHalfDtype(decoder.torch_dtype);
   let torchNumel = 0;
+  // PEFT's "all params" of the quantized model: the shape-only model is float, its quantized weights count as bnb's.
+  let totalParams = 0;
   let weights = 0;
   const seen = new Set<unknown>();
   for (const [path, module] of model.namedModules()) {
@@ -76,19 +77,23 @@ export async function planRun(options: {
       seen.add(parameter);
       const isQuantizedWeight = name === 'weight' && quantized.has(path);
       if (isQuantizedWeight && options.quant === '4bit') {
-        torchNumel += parameter.size / 2;
+        torchNumel += Math.ceil(parameter.size / 2);
+        totalParams += quantizedParameterCount(parameter.shape, '4bit');
         weights += quantizedWeightBytes([...parameter.shape], { kind: '4bit', compressStatistics: true }).totalBytes;
       } else if (isQuantizedWeight && options.quant === '8bit') {
         torchNumel += parameter.size;
+        totalParams += quantizedParameterCount(parameter.shape, 'int8');
         weights += quantizedWeightBytes([...parameter.shape], { kind: 'int8' }).totalBytes;
       } else {
         torchNumel += parameter.size;
+        totalParams += parameter.logicalSize;
         // A half checkpoint's frozen linear and embedding weights stay half in memory (HalfLinear, HalfEmbedding).
         const half = halfBase && name === 'weight' && (module instanceof Linear || module instanceof Embedding);
         if (!parameter.requiresGrad || !options.adapterConfig) weights += half ? parameter.byteLength / 2 : parameter.byteLength;
       }
     }
   }
+  const trainableParams = options.adapterConfig ? counts.trainable : totalParams;
   const batchSize = options.batchSize ?? 1;
   const sequenceLength = options.sequenceLength ?? 512;
   const checkpointing = options.gradientCheckpointing ?? false;
@@ -111,7 +116,7 @@ export async function planRun(options: {
   return {
     layers,
     baseParams,
-    totalParams: counts.total,
+    totalParams,
     trainableParams,
     torchNumel: torchNumel,
     quantization: options.quant ?? null,

@@ -1,31 +1,15 @@
-import { Embedding, isLinearLike, type Module, type Parameter } from '@peft-ts/core';
+import { formatPythonFloat } from '@peft-ts/config';
+import { PeftError, countParameters, type Module } from '@peft-ts/core';
 
 /**
- * Parameters as PEFT's `print_trainable_parameters` reports them: a quantized or half-precision linear or
- * embedding weight counts as the float weight it stands for (not its packed words); shared tensors count once.
+ * PEFT 0.10's `print_trainable_parameters` line: `countParameters` (a quantized or half weight counts as the
+ * values it stands for, shared tensors once) with the percentage as Python prints `100 * trainable / all`.
  */
 export function parameterReport(model: Module): { trainable: number; total: number; line: string } {
-  const seen = new Set<Parameter>();
-  let trainable = 0;
-  let total = 0;
-  for (const [, module] of model.namedModules()) {
-    const packedSize = !module.hasParameter('weight') || module.parameter('weight').dtype === 'float32' ? null
-      : isLinearLike(module) ? module.inFeatures * module.outFeatures
-      : module instanceof Embedding ? module.numEmbeddings * module.embeddingDim
-      : null;
-    const packed = packedSize !== null;
-    for (const [name, parameter] of module.directParameters()) {
-      if (seen.has(parameter)) continue;
-      seen.add(parameter);
-      if (packed && name !== 'bias') {
-        if (name === 'weight') total += packedSize;
-        continue;
-      }
-      total += parameter.size;
-      if (parameter.requiresGrad) trainable += parameter.size;
-    }
-  }
+  const { trainable, total } = countParameters(model);
+  // Python raises ZeroDivisionError here.
+  if (total === 0) throw new PeftError('parameter report: the model has no parameters');
   const format = (value: number) => value.toLocaleString('en-US');
-  const line = `trainable params: ${format(trainable)} || all params: ${format(total)} || trainable%: ${((100 * trainable) / total).toFixed(4)}`;
+  const line = `trainable params: ${format(trainable)} || all params: ${format(total)} || trainable%: ${formatPythonFloat((100 * trainable) / total)}`;
   return { trainable, total, line };
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
 import { copyModule } from '../clone-module.js';
+import { countParameters } from '../parameter-count.js';
 import { SeededRandom } from '../random.js';
 import { Embedding } from './embedding.js';
 import { Linear } from './linear.js';
@@ -142,6 +143,14 @@ describeWithBackends('half-precision layers', () => {
     expect(tf.memory().numBytes).toBe(afterInput);
     input.dispose();
     layer.dispose();
+  });
+
+  it('counts a half weight as its values (PyTorch numel), its bytes as the stored words', () => {
+    // [3, 5] fp16 weight: numel 3·5 = 15, held as 3 rows of ⌈5/2⌉ = 3 int32 words; the bias is 3 float32.
+    const bias = tf.zeros([3]);
+    const layer = new HalfLinear({ dtype: 'float16', rows: 3, columns: 5, bits: weightBits(15, 'float16', 11) }, { bias });
+    expect(countParameters(layer)).toEqual({ total: 3 * 5 + 3, trainable: 3, bytes: 4 * (3 * 3) + 4 * 3 });
+    tf.dispose([bias, layer]);
   });
 
   it('merges into a half weight with torch rounding and saves nothing wider', async () => {

@@ -196,10 +196,10 @@ export function widenHalfWordsByOps(words: tf.Tensor, columns: number, dtype: Ha
   });
 }
 
-/** The words of `matrix` as a frozen parameter: the `weight` of the half layers. */
+/** The words of `matrix` as a frozen parameter: the `weight` of the half layers, counted as its half values. */
 export function halfWordsParameter(matrix: HalfMatrix): Parameter {
   const words = tf.tensor2d(packHalfRows(matrix), [matrix.rows, halfWordsPerRow(matrix.columns)], 'int32');
-  const parameter = new Parameter(words, { requiresGrad: false });
+  const parameter = new Parameter(words, { requiresGrad: false, logicalSize: matrix.rows * matrix.columns });
   words.dispose();
   return parameter;
 }
