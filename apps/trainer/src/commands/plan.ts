@@ -17,6 +17,7 @@ export type MemoryPlan = { weights: number; adapters: number; gradients: number;
 export type RunPlan = {
   layers: number;
   baseParams: number;
+  /** PEFT's "all params" (`get_nb_trainable_parameters`): a 4-bit weight as bnb's packed bytes × 2. */
   totalParams: number;
   trainableParams: number;
   /** What `sum(p.numel() for p in model.parameters())` prints in PyTorch with bitsandbytes (4-bit weights count half). */
@@ -63,7 +64,9 @@ export async function planRun(options: {
     const loraConfig = parseLoraConfigJson(adapter.text, { source: adapter.source });
     new LoraModel(model, { ...loraConfig, inferenceMode: false }, { method: adapterMethod });
   }
+  // The shape-only model is float32 throughout, so its counts are also the elements gradients and AdamW state take.
   const counts = countParameters(model);
+  const trainableElements = options.adapterConfig ? counts.trainable : counts.total;
   const quantized = options.quant ? quantizedLinearPaths(model) : new Set<string>();
   const halfBase = isHalfDtype(decoder.torch_dtype);
   let torchNumel = 0;
@@ -104,14 +107,14 @@ export async function planRun(options: {
   const perLayer = 16 * hidden + 5 * intermediate + 3 * heads * sequenceLength;
   const keptLayers = checkpointing ? 1 : layers;
   const activations = 4 * tokens * (perLayer * keptLayers + (checkpointing ? layers * hidden : 0) + 3 * vocab);
-  const adapters = options.adapterConfig ? trainableParams * 4 : 0;
+  const adapters = options.adapterConfig ? trainableElements * 4 : 0;
   const memoryBytes: MemoryPlan = {
     weights,
     adapters,
-    gradients: trainableParams * 4,
-    optimizerState: trainableParams * 8,
+    gradients: trainableElements * 4,
+    optimizerState: trainableElements * 8,
     activations,
-    total: weights + adapters + trainableParams * 12 + activations,
+    total: weights + adapters + trainableElements * 12 + activations,
   };
   return {
     layers,

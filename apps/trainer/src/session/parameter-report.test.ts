@@ -1,4 +1,4 @@
-import { HalfEmbedding } from '@peft-ts/core';
+import { HalfEmbedding, Linear, markTrainableByName } from '@peft-ts/core';
 import { fixturePath } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { initBackend } from '@peft-ts/core/backend';
@@ -18,7 +18,17 @@ describe('parameterReport', () => {
     // 5 layers × (q: 4·(64+64) + v: 4·(64+32)) LoRA parameters over the 201,408 of the base.
     const adapter = 5 * (4 * 128 + 4 * 96);
     expect(parameterReport(model)).toMatchObject({ trainable: adapter, total: 201_408 + adapter });
-    expect(parameterReport(model).line).toBe(`trainable params: 4,480 || all params: 205,888 || trainable%: ${((100 * 4480) / 205888).toFixed(4)}`);
+    // PEFT 0.10 prints `100 * trainable_params / all_param` as Python's repr of the float.
+    expect(parameterReport(model).line).toBe('trainable params: 4,480 || all params: 205,888 || trainable%: 2.175940317065589');
+  });
+
+  it('prints the percentage as Python prints a float', () => {
+    const layer = new Linear(4, 3, { meta: true });
+    expect(parameterReport(layer).line).toBe('trainable params: 15 || all params: 15 || trainable%: 100.0');
+    markTrainableByName(layer, ['bias']);
+    expect(parameterReport(layer).line).toBe('trainable params: 3 || all params: 15 || trainable%: 20.0');
+    markTrainableByName(layer, []);
+    expect(parameterReport(layer).line).toBe('trainable params: 0 || all params: 15 || trainable%: 0.0');
   });
 
   it('counts half-precision weights (a bf16 checkpoint) as their float size', async () => {

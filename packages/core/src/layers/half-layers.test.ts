@@ -150,7 +150,8 @@ describeWithBackends('half-precision layers', () => {
     const bias = tf.zeros([3]);
     const layer = new HalfLinear({ dtype: 'float16', rows: 3, columns: 5, bits: weightBits(15, 'float16', 11) }, { bias });
     expect(countParameters(layer)).toEqual({ total: 3 * 5 + 3, trainable: 3, bytes: 4 * (3 * 3) + 4 * 3 });
-    tf.dispose([bias, layer]);
+    bias.dispose();
+    layer.dispose();
   });
 
   it('merges into a half weight with torch rounding and saves nothing wider', async () => {
