@@ -46,4 +46,10 @@ describe('error classes', () => {
     const outside = classes.filter(({ errorClass }) => errorClass !== core.PeftError && !(errorClass.prototype instanceof core.PeftError));
     expect(outside.map(({ name }) => name)).toEqual([]);
   });
+
+  it('every one exported by a package carries a brand of its own, so catching works across installed copies', () => {
+    // brandClass gives the class its own Symbol.hasInstance; without one it inherits its base's, which is plain instanceof.
+    const unbranded = errorClasses(packages).filter(({ errorClass }) => !Object.hasOwn(errorClass, Symbol.hasInstance));
+    expect(unbranded.map(({ name }) => name)).toEqual([]);
+  });
 });

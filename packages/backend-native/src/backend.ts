@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { availableParallelism } from 'node:os';
-import { PeftError } from '@peft-ts/config';
+import { PeftError, brandClass } from '@peft-ts/config';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { fusedKernels } from './fused-kernels.js';
 import { nativeKernels } from './kernels.js';
@@ -9,7 +9,11 @@ import { gatherConvKernels } from './gather-conv-kernels.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
 
-export class NativeBackendError extends PeftError {}
+export class NativeBackendError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/backend-native:NativeBackendError');
+  }
+}
 
 /** The 4-bit weight of a quantized product: packed codes (int32 words), fp32 absmax per block, the 16 code values. */
 export type FourBitOperands = { readonly packed: tf.TensorInfo; readonly absmax: tf.TensorInfo; readonly code: tf.TensorInfo };

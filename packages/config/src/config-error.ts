@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { PeftError } from './peft-error.js';
+import { brandClass } from './class-brand.js';
 
 /** One problem found in a config document. */
 export interface ConfigIssue {
@@ -10,6 +11,10 @@ export interface ConfigIssue {
 
 /** A config document could not be read or is invalid. The message has one line per issue. */
 export class ConfigError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/config:ConfigError');
+  }
+
   constructor(
     readonly issues: readonly ConfigIssue[],
     /** The file (or other origin) the document came from, when the caller named it. */

@@ -1,3 +1,4 @@
+export { brandClass } from './class-brand.js';
 export { PeftError } from './peft-error.js';
 export { ConfigError, type ConfigIssue, formatIssuePath } from './config-error.js';
 export type { LenientReadOptions, ReadOptions } from './config-format.js';

@@ -1,3 +1,5 @@
+import { brandClass } from './class-brand.js';
+
 /**
  * Writes JSON exactly like Python's `json.dumps(value, indent=2, sort_keys=True)`, which is how PEFT and
  * transformers save their config files and checkpoint indexes; the one copy every package uses. Byte-compatible output needs three things JSON.stringify does not do:
@@ -6,6 +8,10 @@
 
 /** Marks a number that Python holds as a `float`, so that e.g. 0 is written `0.0` rather than `0`. */
 export class PythonFloat {
+  static {
+    brandClass(this, '@peft-ts/config:PythonFloat');
+  }
+
   constructor(readonly value: number) {}
 }
 

@@ -1,4 +1,5 @@
 export * from './errors.js';
+export { brandClass } from '@peft-ts/config';
 export * from './parameter.js';
 export * from './module.js';
 export * from './random.js';

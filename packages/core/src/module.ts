@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { ModulePathError, StateDictError } from './errors.js';
 import { Parameter, sameShape } from './parameter.js';
 
@@ -14,6 +15,10 @@ export type LoadStateDictResult = { missingKeys: string[]; unexpectedKeys: strin
  * what makes replace-by-path (adapter injection) effective without the subclass knowing.
  */
 export abstract class Module {
+  static {
+    brandClass(this, '@peft-ts/core:Module');
+  }
+
   /** A short type tag adapters dispatch on ('linear', 'embedding', 'conv2d', …). */
   abstract readonly kind: string;
   training = true;
@@ -206,6 +211,10 @@ export abstract class Module {
 
 /** An indexable list of modules whose children are named '0', '1', … (PyTorch `ModuleList`). */
 export class ModuleList<T extends Module = Module> extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:ModuleList');
+  }
+
   readonly kind: string = 'module_list';
   private count = 0;
 
@@ -242,6 +251,10 @@ export class ModuleList<T extends Module = Module> extends Module {
 
 /** Child modules keyed by name (PyTorch `ModuleDict`): one per adapter in adapter layers. */
 export class ModuleDict<T extends Module = Module> extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:ModuleDict');
+  }
+
   readonly kind: string = 'module_dict';
 
   set(name: string, module: T): void {
@@ -267,6 +280,10 @@ export class ModuleDict<T extends Module = Module> extends Module {
 
 /** Parameters keyed by name (PyTorch `ParameterDict`): e.g. `lora_embedding_A.<adapter>`. */
 export class ParameterDict extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:ParameterDict');
+  }
+
   readonly kind: string = 'parameter_dict';
 
   set(name: string, parameter: Parameter): void {

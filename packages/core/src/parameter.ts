@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { MetaTensorError, PeftError } from './errors.js';
 
 export type ParameterDtype = 'float32' | 'int32' | 'bool';
@@ -11,6 +12,10 @@ export type ParameterSpec = { readonly shape: readonly number[]; readonly dtype?
  * Parameter object between modules shares the weight (layer replication relies on this).
  */
 export class Parameter {
+  static {
+    brandClass(this, '@peft-ts/core:Parameter');
+  }
+
   readonly shape: readonly number[];
   readonly dtype: ParameterDtype;
   /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2d, ModuleDict, matMul } from '@peft-ts/core';
+import { Conv2d, ModuleDict, brandClass, matMul } from '@peft-ts/core';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 import { initialLoraFactors } from './lora-linear.js';
 
@@ -8,6 +8,10 @@ import { initialLoraFactors } from './lora-linear.js';
  * dilation nor groups), B a 1×1 conv; ΔW[o,i,h,w] = s·Σ_k B[o,k]·A[k,i,h,w].
  */
 export class LoraConv2d extends LoraLayer<Conv2d> {
+  static {
+    brandClass(this, '@peft-ts/lora:LoraConv2d');
+  }
+
   readonly kind = 'lora_conv2d';
   readonly adapterLayerNames = ['lora_A', 'lora_B'];
 

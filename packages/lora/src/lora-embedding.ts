@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, Parameter, ParameterDict, embeddingLookup, matMul, nextSeed } from '@peft-ts/core';
+import { Embedding, Parameter, ParameterDict, brandClass, embeddingLookup, matMul, nextSeed } from '@peft-ts/core';
 import { loftqLayerError } from './loftq.js';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 
@@ -8,6 +8,10 @@ import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
  * plain parameters (`lora_embedding_A/B`). PEFT applies no dropout here.
  */
 export class LoraEmbedding extends LoraLayer<Embedding> {
+  static {
+    brandClass(this, '@peft-ts/lora:LoraEmbedding');
+  }
+
   readonly kind = 'lora_embedding';
   readonly adapterLayerNames = ['lora_embedding_A', 'lora_embedding_B'];
 

@@ -6,6 +6,7 @@ import {
   ModuleDict,
   PeftError,
   TunerLayer,
+  brandClass,
   currentRowAdapters,
   mergedAdaptersError,
   type TunerBaseLayer,
@@ -54,6 +55,10 @@ export interface LoraVariant {
  * adapter path.
  */
 export abstract class LoraLayer<BASE extends TunerBaseLayer = TunerBaseLayer> extends TunerLayer<BASE> {
+  static {
+    brandClass(this, '@peft-ts/lora:LoraLayer');
+  }
+
   readonly settings = new Map<string, LoraAdapterSettings & { readonly scaling: number }>();
   override readonly otherParameterNames: readonly string[] = ['lora_dropout'];
   private readonly variants = new Map<string, LoraVariant>();

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, ModuleDict, PeftError, linear, matMul, nextSeed, type LinearLike } from '@peft-ts/core';
+import { Linear, ModuleDict, PeftError, brandClass, linear, matMul, nextSeed, type LinearLike } from '@peft-ts/core';
 import { loftqFactors, loftqLayerError } from './loftq.js';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 
@@ -29,6 +29,10 @@ export function initialLoraFactors(
 
 /** LoRA on any linear-like layer (float or quantized): `y = base(x) + B(A(dropout(x)))·s`. */
 export class LoraLinear extends LoraLayer<LinearLike> {
+  static {
+    brandClass(this, '@peft-ts/lora:LoraLinear');
+  }
+
   readonly kind = 'lora_linear';
   readonly adapterLayerNames = ['lora_A', 'lora_B'];
 

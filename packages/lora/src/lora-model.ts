@@ -2,6 +2,7 @@ import {
   MergeError,
   PeftError,
   TunerModel,
+  brandClass,
   isDecoderModel,
   type AdapterMethod,
   type AdapterTargetModel,
@@ -28,6 +29,10 @@ export type LoraModelOptions = TunerModelOptions & {
  * TunerModel's; LoRA adds layer replication, bias training, and combining adapters.
  */
 export class LoraModel<MODEL extends AdapterTargetModel = AdapterTargetModel> extends TunerModel<LoraConfig, LoraLayer, MODEL> {
+  static {
+    brandClass(this, '@peft-ts/lora:LoraModel');
+  }
+
   constructor(model: MODEL, config: LoraConfig, options: LoraModelOptions = {}) {
     super(model, options.method ?? loraMethod, config, options);
   }

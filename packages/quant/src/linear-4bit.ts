@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, Parameter, PeftError, matMul, packedLinearForward, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { Module, Parameter, PeftError, brandClass, matMul, packedLinearForward, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { linear4bitStateDict } from './bnb-state-dict.js';
 import { dequantize4bit } from './dequantize-4bit.js';
@@ -37,6 +37,10 @@ type CustomGradFunction = Parameters<typeof tf.customGrad>[0];
  * backward dequantizes again instead of keeping the float weight alive until then.
  */
 export class Linear4bit extends Module implements LinearLike {
+  static {
+    brandClass(this, '@peft-ts/quant:Linear4bit');
+  }
+
   readonly kind = 'linear' as const;
   readonly inFeatures: number;
   readonly outFeatures: number;

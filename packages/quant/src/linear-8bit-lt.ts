@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, Parameter, PeftError, matMul, packedLinearForward, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { Module, Parameter, PeftError, brandClass, matMul, packedLinearForward, type LinearLike, type WeightAccess } from '@peft-ts/core';
 import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { linear8bitStateDict } from './bnb-state-dict.js';
 import { frozenParameter } from './frozen-parameter.js';
@@ -62,6 +62,10 @@ function integerProduct(codes: tf.Tensor2D, weightCodes: tf.Tensor2D): tf.Tensor
  * only, through the dequantized weight `CB·SCB/127`, as bnb's backward computes it.
  */
 export class Linear8bitLt extends Module implements LinearLike {
+  static {
+    brandClass(this, '@peft-ts/quant:Linear8bitLt');
+  }
+
   readonly kind = 'linear' as const;
   readonly inFeatures: number;
   readonly outFeatures: number;

@@ -1,9 +1,13 @@
-import { PeftError, copyParameter, type DecoderLayer, type DecoderModel, type Parameter } from '@peft-ts/core';
+import { PeftError, brandClass, copyParameter, type DecoderLayer, type DecoderModel, type Parameter } from '@peft-ts/core';
 
 /** `[start, end)` over the original decoder-layer indices (mergekit passthrough convention). */
 export type LayerRange = readonly [start: number, end: number];
 
-export class ReplicationError extends PeftError {}
+export class ReplicationError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/replication:ReplicationError');
+  }
+}
 
 /**
  * The source layer of every new position: `[[0,4],[2,5]]` over 5 layers → `[0,1,2,3,2,3,4]`.

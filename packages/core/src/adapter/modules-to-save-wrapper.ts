@@ -1,3 +1,4 @@
+import { brandClass } from '@peft-ts/config';
 import { copyModule } from '../clone-module.js';
 import { PeftError } from '../errors.js';
 import { Module, ModuleDict } from '../module.js';
@@ -8,6 +9,10 @@ import { currentRowAdapters } from './row-adapters.js';
  * adapter; the active adapter's copy runs unless adapters are disabled or it has none.
  */
 export class ModulesToSaveWrapper extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:ModulesToSaveWrapper');
+  }
+
   readonly kind = 'modules_to_save';
   activeAdapter: string | null = null;
   adaptersDisabled = false;

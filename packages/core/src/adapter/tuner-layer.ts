@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { MergeError, UnknownAdapterError } from '../errors.js';
 import { Module, ModuleDict, ParameterDict } from '../module.js';
 import type { WeightAccess } from '../weight-access.js';
@@ -13,6 +14,10 @@ export type TunerBaseLayer = Module & { readonly weightAccess?: WeightAccess; fo
  * adapter changes the base weight (`mergedWeight` / `unmergedWeight`).
  */
 export abstract class TunerLayer<BASE extends TunerBaseLayer = TunerBaseLayer> extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:TunerLayer');
+  }
+
   /**
    * Children holding one trainable entry per adapter (PEFT `adapter_layer_names`), e.g. `lora_A`. Deleting an
    * adapter removes and disposes its entry in each.

@@ -1,3 +1,4 @@
+import { brandClass } from '@peft-ts/config';
 import { MergeError, PeftError, UnknownAdapterError } from '../errors.js';
 import { countParameters, type ParameterCount } from '../parameter-count.js';
 import type { Module } from '../module.js';
@@ -31,6 +32,10 @@ export type MergeOptions = { adapterNames?: readonly string[]; safeMerge?: boole
  * `AdapterMethod`) and may hook into injection, merging and trainability.
  */
 export abstract class TunerModel<CONFIG extends TunerConfig, LAYER extends TunerLayer, MODEL extends AdapterTargetModel = AdapterTargetModel> {
+  static {
+    brandClass(this, '@peft-ts/core:TunerModel');
+  }
+
   readonly model: MODEL;
   readonly method: AdapterMethod<CONFIG>;
   private readonly configs = new Map<string, CONFIG>();

@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { PeftError } from '../errors.js';
 import { registerTfjsCoreExtras } from './register-tfjs-core-extras.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';
@@ -16,7 +17,11 @@ export type BackendInfo = {
 
 export const backendNames: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'];
 
-export class BackendError extends PeftError {}
+export class BackendError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/core:BackendError');
+  }
+}
 
 async function activate(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new BackendError(`the ${name} backend failed to initialise`);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { PeftError } from '../errors.js';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
@@ -55,6 +56,10 @@ export function conv2d(input: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | nu
 }
 
 export class Conv2d extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:Conv2d');
+  }
+
   readonly kind = 'conv2d' as const;
   readonly kernelSize: Pair;
   readonly geometry: Conv2dGeometry;

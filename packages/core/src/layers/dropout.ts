@@ -1,10 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { PeftError } from '../errors.js';
 import { Module } from '../module.js';
 import { nextSeed } from '../random.js';
 
 /** Inverted dropout in training mode (kept values scaled by 1/(1−p)); identity in eval mode or p = 0. */
 export class Dropout extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:Dropout');
+  }
+
   readonly kind = 'dropout' as const;
 
   constructor(readonly probability: number) {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 import { nextSeed } from '../random.js';
@@ -8,6 +9,10 @@ export type EmbeddingOptions = { paddingIndex?: number | null; meta?: boolean };
 
 /** Lookup table [numEmbeddings, embeddingDim]; input is int32 ids of any shape. */
 export class Embedding extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:Embedding');
+  }
+
   readonly kind = 'embedding' as const;
   readonly paddingIndex: number | null;
   readonly weightAccess: WeightAccess = parameterWeightAccess(() => this.weight);

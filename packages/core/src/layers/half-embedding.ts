@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import type { WeightAccess } from '../weight-access.js';
 import { Embedding } from './embedding.js';
 import { HalfWeight, halfWordsParameter, type HalfDtype, type HalfMatrix, type HalfWords } from './half-storage.js';
@@ -9,6 +10,10 @@ import { HalfWeight, halfWordsParameter, type HalfDtype, type HalfMatrix, type H
  * words, so the float table is reached through `weightAccess`.
  */
 export class HalfEmbedding extends Embedding {
+  static {
+    brandClass(this, '@peft-ts/core:HalfEmbedding');
+  }
+
   override readonly weightAccess: WeightAccess;
   readonly storage: HalfWeight;
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { PeftError } from '../errors.js';
 import { matMul } from '../matmul.js';
 import { Module } from '../module.js';
@@ -37,6 +38,10 @@ export type HalfLinearOptions = {
  * only (the weight is frozen; adapters train beside it). Merging rounds as torch does into a half weight.
  */
 export class HalfLinear extends Module implements LinearLike {
+  static {
+    brandClass(this, '@peft-ts/core:HalfLinear');
+  }
+
   readonly kind = 'linear' as const;
   readonly inFeatures: number;
   readonly outFeatures: number;

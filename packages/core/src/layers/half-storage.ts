@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { PeftError } from '../errors.js';
 import { HOST_BACKENDS } from '../host-backends.js';
 import { Parameter } from '../parameter.js';
@@ -213,6 +214,10 @@ export type HalfWords = { readonly dtype: HalfDtype; readonly rows: number; read
  * one use; the caller frees it.
  */
 export class HalfWeight {
+  static {
+    brandClass(this, '@peft-ts/core:HalfWeight');
+  }
+
   constructor(
     readonly dtype: HalfDtype,
     readonly rows: number,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { matMul } from '../matmul.js';
 import { PeftError } from '../errors.js';
 import { Module } from '../module.js';
@@ -42,6 +43,10 @@ export function uniformFanIn(shape: number[], fanIn: number): tf.Tensor {
 }
 
 export class Linear extends Module implements LinearLike {
+  static {
+    brandClass(this, '@peft-ts/core:Linear');
+  }
+
   readonly kind = 'linear' as const;
   readonly weightAccess: WeightAccess = parameterWeightAccess(() => this.weight);
 

@@ -1,10 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { brandClass } from '@peft-ts/config';
 import { runFusedKernel } from '../backend/fused-kernels.js';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 
 /** `weight · x / sqrt(mean(x², last axis) + eps)`, computed in float32 (as HF Mistral does). */
 export class RMSNorm extends Module {
+  static {
+    brandClass(this, '@peft-ts/core:RMSNorm');
+  }
+
   readonly kind = 'rms_norm' as const;
 
   constructor(

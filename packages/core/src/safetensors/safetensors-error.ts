@@ -1,3 +1,4 @@
+import { brandClass } from '@peft-ts/config';
 import { PeftError } from '../errors.js';
 
 /**
@@ -52,6 +53,10 @@ export interface SafetensorsErrorDetails {
 
 /** The single error type thrown for malformed safetensors data and misuse of this module's API. */
 export class SafetensorsError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/core:SafetensorsError');
+  }
+
   readonly code: SafetensorsErrorCode;
   readonly file: string | undefined;
   readonly tensor: string | undefined;

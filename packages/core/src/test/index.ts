@@ -61,3 +61,4 @@ export function maxAbsDifference(actual: tf.Tensor | ArrayLike<number>, expected
 
 export { buildCorpus as malformedSafetensorsCorpus, type MalformedCase as MalformedSafetensorsCase } from './malformed-safetensors-corpus.js';
 export { describeAdapterConformance, type AdapterConformanceOptions, type AdapterConformanceSubject } from './adapter-conformance.js';
+export { importAsSecondCopy } from './second-copy.js';

@@ -1,8 +1,12 @@
-import { PeftError } from '@peft-ts/core';
+import { PeftError, brandClass } from '@peft-ts/core';
 import { z } from 'zod';
 
 /** A config.json that is not valid JSON, or a field of the wrong type, range or consistency (all listed). */
 export class ModelConfigError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/model-common:ModelConfigError');
+  }
+
   constructor(
     message: string,
     readonly problems: readonly string[] = [],

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, ModulePathError, RMSNorm, type DecoderLayer } from '@peft-ts/core';
+import { Module, ModulePathError, RMSNorm, brandClass, type DecoderLayer } from '@peft-ts/core';
 import { DecoderAttention, type AttentionContext } from './decoder-attention.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { SwiGluMlp } from './swiglu-mlp.js';
@@ -13,6 +13,10 @@ function isSelfCloning(module: Module): module is SelfCloning {
 
 /** Pre-norm block: `h += attn(norm(h)); h += mlp(norm(h))` (transformers' Llama/Mistral decoder layer). */
 export class TransformerDecoderLayer extends Module implements DecoderLayer {
+  static {
+    brandClass(this, '@peft-ts/model-common:TransformerDecoderLayer');
+  }
+
   readonly kind = 'decoder_layer';
 
   constructor(

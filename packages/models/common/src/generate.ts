@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError, SeededRandom, checkRowAdapters, nextSeed } from '@peft-ts/core';
+import { PeftError, SeededRandom, brandClass, checkRowAdapters, nextSeed } from '@peft-ts/core';
 import type { DecoderForCausalLM } from './causal-lm.js';
 import { positionLimit } from './decoder-config.js';
 import { KeyValueCache } from './key-value-cache.js';
@@ -20,7 +20,11 @@ export type GenerationOptions = Partial<TokenSelectionSettings> & {
 };
 
 /** Generation settings or prompts that cannot be used with this model (all problems in one message). */
-export class GenerationError extends PeftError {}
+export class GenerationError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/model-common:GenerationError');
+  }
+}
 
 export type GenerationResult = {
   /** New tokens per prompt, stop token included when one was produced. */

@@ -1,9 +1,13 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { PeftError } from '@peft-ts/core';
+import { PeftError, brandClass } from '@peft-ts/core';
 
 /** A missing or unusable tokenizer file, or a chat template that failed to render. */
-export class TokenizerError extends PeftError {}
+export class TokenizerError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/model-common:TokenizerError');
+  }
+}
 
 export type ChatMessage = { readonly role: string; readonly content: string };
 

@@ -8,6 +8,7 @@ import {
   Linear,
   PeftError,
   StateDictError,
+  brandClass,
   checkFiniteValues,
   isHalfDtype,
   narrowToHalfBits,
@@ -55,7 +56,11 @@ export type LoadCheckpointOptions = {
 } & FiniteCheck;
 
 /** A config.json that is missing; a family's parser reports what is wrong inside one. */
-export class ConfigFileError extends PeftError {}
+export class ConfigFileError extends PeftError {
+  static {
+    brandClass(this, '@peft-ts/model-common:ConfigFileError');
+  }
+}
 
 /**
  * Reads `<directory>/config.json` and hands its text to `parse` (a family's validating parser), naming the file as

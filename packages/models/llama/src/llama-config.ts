@@ -1,8 +1,13 @@
+import { brandClass } from '@peft-ts/core';
 import { ModelConfigError, checkHeadCounts, configFields, headDimensionOf, parseConfigJson, resolveKeyValueHeads } from '@peft-ts/model-common';
 import { z } from 'zod';
 
 /** A Llama config.json that is not valid JSON, or a field of the wrong type, range or consistency (all listed). */
-export class LlamaConfigError extends ModelConfigError {}
+export class LlamaConfigError extends ModelConfigError {
+  static {
+    brandClass(this, '@peft-ts/model-llama:LlamaConfigError');
+  }
+}
 
 const { positiveInteger, positiveNumber, boolean } = configFields;
 const ROPE_SCALING_EXPECTATION = 'expected null or an object with exactly the two fields type and factor';

@@ -1,8 +1,13 @@
+import { brandClass } from '@peft-ts/core';
 import { ModelConfigError, checkHeadCounts, configFields, headDimensionOf, parseConfigJson, resolveKeyValueHeads } from '@peft-ts/model-common';
 import { z } from 'zod';
 
 /** A Mistral config.json that is not valid JSON, or a field of the wrong type, range or consistency (all listed). */
-export class MistralConfigError extends ModelConfigError {}
+export class MistralConfigError extends ModelConfigError {
+  static {
+    brandClass(this, '@peft-ts/model-mistral:MistralConfigError');
+  }
+}
 
 const { positiveInteger, positiveNumber, boolean } = configFields;
 
