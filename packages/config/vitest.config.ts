@@ -5,5 +5,7 @@ export default defineProject({
     environment: 'node',
     include: ['src/**/*.test.ts'],
     testTimeout: 120_000,
+    // Backend start-up in beforeAll hooks outlasts the 10 s default on a loaded machine.
+    hookTimeout: 120_000,
   },
 });

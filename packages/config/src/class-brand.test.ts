@@ -58,4 +58,12 @@ describe('brandClass', () => {
     expect([error instanceof PeftError, error instanceof ConfigError, error instanceof Error]).toEqual([true, true, true]);
     expect(new PeftError('x') instanceof copy.ConfigError).toBe(false);
   });
+
+  it('loads a second copy of the whole package beside the first, schemas and JSON Schema ids included', async () => {
+    vi.resetModules();
+    const copy = await import('./index.js');
+    expect(copy.ConfigError).not.toBe(ConfigError);
+    expect((await import('./json-schemas.js')).generateJsonSchemaFiles()['lora-config.schema.json']).toContain('"JsonValue"');
+    expect(() => copy.createLoraConfig({ r: 0 })).toThrow(ConfigError);
+  });
 });

@@ -26,12 +26,19 @@ export const flag = (defaultValue: boolean, description: string) =>
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 /**
+ * The ids under which the JSON Schema documents name shared definitions. They live in a registry of this package's
+ * own: zod's global registry refuses an id twice, and a second installed copy of this package would register it again.
+ */
+export const jsonSchemaIds = z.registry<{ id: string }>();
+
+/**
  * Any JSON value. Written out instead of using z.json() so that the JSON Schemas can refer to it by a readable
  * name rather than a generated one.
  */
 const jsonValue: z.ZodType<JsonValue> = z
   .lazy(() => z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]))
-  .meta({ id: 'JsonValue', description: 'Any JSON value.' });
+  .meta({ description: 'Any JSON value.' })
+  .register(jsonSchemaIds, { id: 'JsonValue' });
 
 /** A JSON object with arbitrary members, for dicts PEFT stores without looking inside. */
 export const jsonRecord = () => z.record(z.string(), jsonValue, expected('a JSON object'));

@@ -1,5 +1,6 @@
-import { z } from 'zod';
+import { core, z } from 'zod';
 import { bitsAndBytesConfigFileSchema } from './bits-and-bytes-config.js';
+import { jsonSchemaIds } from './field-schemas.js';
 import { loraConfigFileSchema } from './lora-config.js';
 import { trainingConfigFileSchema } from './training-config.js';
 
@@ -9,8 +10,17 @@ const fileSchemas = {
   'training-config.schema.json': trainingConfigFileSchema,
 };
 
+/** Descriptions from zod's global registry, with this package's schema ids over them. */
+class DocumentationRegistry extends core.$ZodRegistry<core.GlobalMeta> {
+  override get(schema: core.$ZodType): core.GlobalMeta | undefined {
+    const [documented, named] = [z.globalRegistry.get(schema), jsonSchemaIds.get(schema)];
+    return documented || named ? { ...documented, ...named } : undefined;
+  }
+}
+
 function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
   return z.toJSONSchema(schema, {
+    metadata: new DocumentationRegistry(),
     // The schemas describe files as written, before defaults are applied.
     io: 'input',
     override: ({ jsonSchema }) => {
