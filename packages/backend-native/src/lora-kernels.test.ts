@@ -62,7 +62,7 @@ function fused(testCase: Case) {
 function expectRelativelyClose(actual: tf.Tensor[], expected: tf.Tensor[], tolerance = 1e-5) {
   expect(actual.length).toBe(expected.length);
   actual.forEach((tensor, index) => {
-    const [got, want] = [tensor.dataSync(), expected[index].dataSync()];
+    const [got, want] = [tensor.dataSync() as Float32Array, expected[index].dataSync() as Float32Array];
     expect(got.length).toBe(want.length);
     const magnitude = want.reduce((max, value) => Math.max(max, Math.abs(value)), 0);
     const worst = got.reduce((max, value, element) => Math.max(max, Math.abs(value - want[element])), 0);

@@ -106,7 +106,7 @@ export class LoraLinear extends LoraLayer<LinearLike> {
       loraB: this.loraB(adapterName).weight.value,
       scaling: this.scaling(adapterName),
     };
-    if (![input, operands.weight, operands.loraA, operands.loraB, ...(operands.bias ? [operands.bias] : [])].every((tensor) => tensor.dtype === 'float32')) return null;
+    if ([input, ...Object.values(operands)].some((operand) => operand instanceof tf.Tensor && operand.dtype !== 'float32')) return null;
     const dropout = this.dropout(adapterName);
     return tf.tidy(() => fusedLoraLinear(input, dropout.isIdentity ? null : dropout.forward(input), operands));
   }
@@ -143,7 +143,7 @@ function fusedLoraLinear(input: tf.Tensor, dropped: tf.Tensor | null, { weight, 
       { x, weight, loraA: a, loraB: b, ...(bias ? { bias } : {}), ...(separate ? { dropped: separate } : {}) },
       { scaling },
     );
-    // The rank-r activations serve dB; the base product's input is not needed for a frozen weight.
+    // The branch input serves dA and the rank-r activations dB; the frozen W needs nothing from the forward.
     save([separate ?? x, down]);
     return {
       value: output,
