@@ -6,6 +6,7 @@ import { loadAddon, type NativeAddon } from './addon.js';
 import { fusedKernels } from './fused-kernels.js';
 import { nativeKernels } from './kernels.js';
 import { gatherConvKernels } from './gather-conv-kernels.js';
+import { loraKernels } from './lora-kernels.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
 
@@ -216,7 +217,7 @@ export function registerNativeBackend(options: NativeBackendOptions = {}): { rea
     for (const config of tf.getKernelsForBackend('cpu')) {
       if (!tf.getKernel(config.kernelName, NATIVE_BACKEND_NAME)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND_NAME });
     }
-    for (const config of [...nativeKernels(), ...gatherConvKernels(), ...fusedKernels()]) {
+    for (const config of [...nativeKernels(), ...gatherConvKernels(), ...fusedKernels(), ...loraKernels()]) {
       if (tf.getKernel(config.kernelName, NATIVE_BACKEND_NAME)) tf.unregisterKernel(config.kernelName, NATIVE_BACKEND_NAME);
       tf.registerKernel({ ...config, backendName: NATIVE_BACKEND_NAME });
     }

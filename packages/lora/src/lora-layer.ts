@@ -122,6 +122,11 @@ export abstract class LoraLayer<BASE extends TunerBaseLayer = TunerBaseLayer> ex
     }
     if (routing) return this.mixedBatchForward(input, routing.names);
     if (this.isMerged) return this.baseLayer.forward(input);
+    const adapters = this.activeAdapters.filter((name) => this.settings.has(name));
+    if (adapters.length === 1 && !this.variants.has(adapters[0])) {
+      const fused = this.fusedForward(adapters[0], input);
+      if (fused) return fused;
+    }
     return tf.tidy(() => {
       const baseOutput = this.baseLayer.forward(input);
       let result = baseOutput;
@@ -189,6 +194,14 @@ export abstract class LoraLayer<BASE extends TunerBaseLayer = TunerBaseLayer> ex
   protected unmergedWeight(adapterName: string, weight: tf.Tensor): tf.Tensor {
     const variant = this.variants.get(adapterName);
     return variant ? variant.unmerge(this, adapterName, weight) : tf.sub(weight, this.deltaWeight(adapterName));
+  }
+
+  /**
+   * `base(x)` plus one plain adapter's contribution as one fused kernel, or null (then the base layer and the
+   * adapter run as separate ops) where the backend has no such kernel for this layer type.
+   */
+  protected fusedForward(_adapterName: string, _input: tf.Tensor): tf.Tensor | null {
+    return null;
   }
 
   /** Plain LoRA's contribution `B(A(dropout(x)))·s`. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, ModuleDict, PeftError, brandClass, linear, matMul, nextSeed, type LinearLike } from '@peft-ts/core';
+import { Linear, ModuleDict, PeftError, brandClass, hasFusedKernel, linear, matMul, nextSeed, runFusedKernel, type LinearLike } from '@peft-ts/core';
 import { loftqFactors, loftqLayerError } from './loftq.js';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 
@@ -97,6 +97,24 @@ export class LoraLinear extends LoraLayer<LinearLike> {
     );
   }
 
+  /** On a backend with `PeftLoraLinear` (native), a float32 `Linear` base whose weight and bias are frozen. */
+  protected override fusedForward(adapterName: string, input: tf.Tensor): tf.Tensor | null {
+    const base = this.baseLayer;
+    if (!(base instanceof Linear) || !hasFusedKernel('PeftLoraLinear')) return null;
+    // The fused gradient reaches x, A and B only.
+    if (base.weight.requiresGrad || base.bias?.requiresGrad) return null;
+    const operands = {
+      weight: base.weight.value,
+      bias: base.bias?.value ?? null,
+      loraA: this.loraA(adapterName).weight.value,
+      loraB: this.loraB(adapterName).weight.value,
+      scaling: this.scaling(adapterName),
+    };
+    if ([input, ...Object.values(operands)].some((operand) => operand instanceof tf.Tensor && operand.dtype !== 'float32')) return null;
+    const dropout = this.dropout(adapterName);
+    return tf.tidy(() => fusedLoraLinear(input, dropout.isIdentity ? null : dropout.forward(input), operands));
+  }
+
   loraDelta(adapterName: string, droppedInput: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       // Scaling the rank-r activations instead of the output: an r-wide multiply, and no output-wide tensor kept for its gradient.
@@ -104,4 +122,38 @@ export class LoraLinear extends LoraLayer<LinearLike> {
       return linear(down, this.loraB(adapterName).weight.value);
     });
   }
+}
+
+type FusedLoraOperands = { weight: tf.Tensor; bias: tf.Tensor | null; loraA: tf.Tensor; loraB: tf.Tensor; scaling: number };
+
+function fusedKernel(kernelName: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap): tf.Tensor[] {
+  const outputs = runFusedKernel(kernelName, inputs, attrs);
+  if (!outputs) throw new PeftError(`LoraLinear: the ${tf.getBackend()} backend has no ${kernelName} kernel (the backend changed between forward and backward?)`);
+  return outputs;
+}
+
+/**
+ * `x·Wᵀ + b + s·(dropped·Aᵀ)·Bᵀ` with a frozen W and b, in one kernel each way: the base product and the adapter
+ * branch accumulate into one output, so the layer runs no separate add, scaling or rank-r products through tfjs
+ * (each ~1 ms of dispatch at LoRA's shapes). `dropped` is x after the adapter's dropout, null when that is the
+ * identity; its gradient then joins x's inside the kernel.
+ */
+function fusedLoraLinear(input: tf.Tensor, dropped: tf.Tensor | null, { weight, bias, loraA, loraB, scaling }: FusedLoraOperands): tf.Tensor {
+  const run = tf.customGrad(((x: tf.Tensor, a: tf.Tensor, b: tf.Tensor, ...rest: unknown[]) => {
+    const save = rest.pop() as (tensors: tf.Tensor[]) => void;
+    const separate = rest[0] as tf.Tensor | undefined;
+    const [output, down] = fusedKernel(
+      'PeftLoraLinear',
+      { x, weight, loraA: a, loraB: b, ...(bias ? { bias } : {}), ...(separate ? { dropped: separate } : {}) },
+      { scaling },
+    );
+    // The branch input serves dA and the rank-r activations dB; the frozen W needs nothing from the forward.
+    save([separate ?? x, down]);
+    return {
+      value: output,
+      gradFunc: (dy: tf.Tensor, [branchInput, savedDown]: tf.Tensor[]) =>
+        fusedKernel('PeftLoraLinearGrad', { dy, weight, loraA: a, loraB: b, down: savedDown, dropped: branchInput }, { scaling, dropout: separate !== undefined }),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (...inputs: tf.Tensor[]) => tf.Tensor;
+  return dropped ? run(input, loraA, loraB, dropped) : run(input, loraA, loraB);
 }

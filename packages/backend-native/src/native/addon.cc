@@ -5,6 +5,7 @@
 #include "gather-conv-kernels.h"
 #include "fast-math.h"
 #include "fused-kernels.h"
+#include "lora-kernels.h"
 #include "native-arguments.h"
 
 #include <algorithm>
@@ -758,6 +759,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"rmsNormGrad", RmsNormGrad},
       {"swiGlu", SwiGlu},
       {"swiGluGrad", SwiGluGrad},
+      {"loraLinear", LoraLinear},
+      {"loraLinearGrad", LoraLinearGrad},
   };
   for (const auto& [name, callback] : functions) {
     napi_value function;
