@@ -130,6 +130,8 @@ describe.skipIf(!available)('fused layer kernels on native against the tf-op com
     'causal with a sliding window of 3': () => buildAttentionMask({ batchSize: 2, queryLength: 6, pastLength: 2, slidingWindow: 3 }),
     'causal with left padding (fully masked rows)': () =>
       buildAttentionMask({ batchSize: 2, queryLength: 6, pastLength: 2, slidingWindow: null, paddingMask: tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1, 1, 1]]) }),
+    // A layout the fused kernel does not take: the tf-op composition runs on native too.
+    'per head, [2, 4, 6, 8]': () => tf.mul(tf.cast(tf.greater(tf.tensor(values(2 * 4 * 6 * 8, 9), [2, 4, 6, 8]), 0.5), 'float32'), -1e9),
   };
   for (const [name, mask] of Object.entries(masks)) {
     it(`attention probabilities, mask ${name}: values and gradients`, async () => {

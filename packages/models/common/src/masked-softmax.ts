@@ -9,7 +9,7 @@ import { runFusedKernel } from '@peft-ts/core';
  */
 export function maskedSoftmax(scores: tf.Tensor, scale: number, mask: tf.Tensor | null, perHead: number[]): tf.Tensor {
   const run = tf.customGrad(((grouped: tf.Tensor, save: (tensors: tf.Tensor[]) => void) => {
-    const fused = runFusedKernel('PeftMaskedSoftmax', mask ? { scores: grouped, mask } : { scores: grouped }, { scale, perHead });
+    const fused = fusableMask(mask, perHead) ? runFusedKernel('PeftMaskedSoftmax', mask ? { scores: grouped, mask } : { scores: grouped }, { scale, perHead }) : null;
     const probabilities = fused ? fused[0] : composedMaskedSoftmax(grouped, scale, mask, perHead);
     save([probabilities]);
     return {
@@ -22,6 +22,13 @@ export function maskedSoftmax(scores: tf.Tensor, scale: number, mask: tf.Tensor 
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (grouped: tf.Tensor) => tf.Tensor;
   return run(scores);
+}
+
+/** Whether the fused kernel takes this mask: none, or [1 or B, 1, T, keys] float32 (what `buildAttentionMask` gives). */
+function fusableMask(mask: tf.Tensor | null, [batch, , length, keys]: number[]): boolean {
+  if (!mask) return true;
+  const [maskBatch, heads, maskLength, maskKeys] = mask.shape;
+  return mask.rank === 4 && mask.dtype === 'float32' && (maskBatch === 1 || maskBatch === batch) && heads === 1 && maskLength === length && maskKeys === keys;
 }
 
 function composedMaskedSoftmax(grouped: tf.Tensor, scale: number, mask: tf.Tensor | null, perHead: number[]): tf.Tensor {
