@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { DecoderAddonFunctions } from './decoder-kernels.js';
 import type { FusedAddonFunctions } from './fused-kernels.js';
 import type { LoraAddonFunctions } from './lora-kernels.js';
 
@@ -29,7 +30,7 @@ export type NativeAddon = {
   conv2d(x: Float32Array, filter: Float32Array, out: Float32Array, geometry: Int32Array): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
-} & FusedAddonFunctions & LoraAddonFunctions;
+} & FusedAddonFunctions & LoraAddonFunctions & DecoderAddonFunctions;
 
 /** packed codes (bytes in int32 words), fp32 absmax per block, the 16 code values, [rows, columns], log2 blocksize. */
 export type FourBitWeightArguments = [packed: Int32Array, absmax: Float32Array, code: Float32Array, rows: number, columns: number, blockShift: number];

@@ -3,6 +3,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { availableParallelism } from 'node:os';
 import { PeftError, brandClass } from '@peft-ts/config';
 import { loadAddon, type NativeAddon } from './addon.js';
+import { decoderKernels } from './decoder-kernels.js';
 import { fusedKernels } from './fused-kernels.js';
 import { nativeKernels } from './kernels.js';
 import { gatherConvKernels } from './gather-conv-kernels.js';
@@ -217,7 +218,7 @@ export function registerNativeBackend(options: NativeBackendOptions = {}): { rea
     for (const config of tf.getKernelsForBackend('cpu')) {
       if (!tf.getKernel(config.kernelName, NATIVE_BACKEND_NAME)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND_NAME });
     }
-    for (const config of [...nativeKernels(), ...gatherConvKernels(), ...fusedKernels(), ...loraKernels()]) {
+    for (const config of [...nativeKernels(), ...gatherConvKernels(), ...fusedKernels(), ...loraKernels(), ...decoderKernels()]) {
       if (tf.getKernel(config.kernelName, NATIVE_BACKEND_NAME)) tf.unregisterKernel(config.kernelName, NATIVE_BACKEND_NAME);
       tf.registerKernel({ ...config, backendName: NATIVE_BACKEND_NAME });
     }

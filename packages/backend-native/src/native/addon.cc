@@ -2,6 +2,7 @@
 // quantized weights that dequantize one tile at a time into a small buffer, so the float weight never exists whole.
 // Every function takes typed arrays the caller allocated (tfjs' own tensor storage) and writes into `out`; shapes are
 // checked on the JS side, lengths again here so a wrong call throws instead of reading past an array.
+#include "decoder-kernels.h"
 #include "gather-conv-kernels.h"
 #include "fast-math.h"
 #include "fused-kernels.h"
@@ -761,6 +762,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"swiGluGrad", SwiGluGrad},
       {"loraLinear", LoraLinear},
       {"loraLinearGrad", LoraLinearGrad},
+      {"crossEntropy", CrossEntropy}, {"crossEntropyGrad", CrossEntropyGrad}, {"rotary", Rotary}, {"maskedSoftmax", MaskedSoftmax}, {"maskedSoftmaxGrad", MaskedSoftmaxGrad},
   };
   for (const auto& [name, callback] : functions) {
     napi_value function;

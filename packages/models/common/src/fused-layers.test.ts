@@ -2,6 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { RMSNorm, hasFusedKernel } from '@peft-ts/core';
 import { initBackend, nativeBackendAvailable } from '@peft-ts/core/backend';
 import { describe, expect, it } from 'vitest';
+import { buildAttentionMask } from './attention-mask.js';
+import { IGNORE_INDEX, causalLanguageModelLoss } from './causal-language-model-loss.js';
+import { maskedSoftmax } from './masked-softmax.js';
+import { RotaryEmbedding, applyRotary } from './rotary-embedding.js';
 import { swiGlu } from './swiglu.js';
 
 /** Deterministic values in [-scale, scale). */
@@ -40,7 +44,8 @@ const available = await nativeBackendAvailable();
 describe.skipIf(!available)('fused layer kernels on native against the tf-op composition on cpu', () => {
   it('native registers them, cpu does not', async () => {
     await initBackend('native');
-    for (const name of ['PeftRmsNorm', 'PeftRmsNormGrad', 'PeftSwiGlu', 'PeftSwiGluGrad']) expect(hasFusedKernel(name)).toBe(true);
+    const names = ['PeftRmsNorm', 'PeftRmsNormGrad', 'PeftSwiGlu', 'PeftSwiGluGrad', 'PeftCrossEntropy', 'PeftCrossEntropyGrad', 'PeftRotary', 'PeftMaskedSoftmax', 'PeftMaskedSoftmaxGrad'];
+    for (const name of names) expect(hasFusedKernel(name)).toBe(true);
     await initBackend('cpu');
     expect(hasFusedKernel('PeftRmsNorm')).toBe(false);
   });
@@ -71,6 +76,72 @@ describe.skipIf(!available)('fused layer kernels on native against the tf-op com
         return [swiGlu(gate, up), value, ...grads];
       };
       const [native, cpu] = await onBackends(['native', 'cpu'], [[...shape], [...shape], [...shape]], compute, scale);
+      expectRelativelyClose(native, cpu);
+    });
+  }
+
+  /** Labels [batch, length] from a fixed pattern: class indices, with every `ignoredEvery`-th one −100. */
+  const labelsFor = (batch: number, length: number, vocabulary: number, ignoredEvery: number) =>
+    tf.tensor2d(Array.from({ length: batch * length }, (_, index) => (index % ignoredEvery === ignoredEvery - 1 ? IGNORE_INDEX : (index * 7919) % vocabulary)), [batch, length], 'int32');
+
+  for (const [shape, scale, ignoredEvery] of [[[1, 2, 3], 1, 1000], [[2, 5, 37], 3, 3], [[3, 4, 1000], 12, 2]] as const) {
+    it(`causal-LM loss over logits [${shape}], values up to ${scale}, 1 in ${ignoredEvery} labels ignored: value and gradient`, async () => {
+      const compute = (logits: tf.Tensor) => {
+        const labels = labelsFor(shape[0], shape[1], shape[2], ignoredEvery);
+        // A dy other than 1 reaches the gradient kernel through the product.
+        const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => tf.mul(causalLanguageModelLoss(x as tf.Tensor3D, labels), 2.5))(logits);
+        return [value, grad];
+      };
+      const [native, cpu] = await onBackends(['native', 'cpu'], [[...shape]], compute, scale);
+      expect(Number.isFinite(cpu[0][0])).toBe(true);
+      expectRelativelyClose(native, cpu);
+    });
+  }
+
+  it('causal-LM loss with every label ignored is NaN, its gradient NaN everywhere, on both paths', async () => {
+    const compute = (logits: tf.Tensor) => {
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => causalLanguageModelLoss(x as tf.Tensor3D, tf.fill([2, 3], IGNORE_INDEX, 'int32')))(logits);
+      return [value, grad];
+    };
+    for (const [loss, gradient] of await onBackends(['native', 'cpu'], [[2, 3, 11]], compute)) {
+      expect(loss[0]).toBeNaN();
+      expect(gradient.every(Number.isNaN)).toBe(true);
+    }
+  });
+
+  for (const positions of ['a range from position 3', 'per-row position ids'] as const) {
+    it(`rotary embedding over [2, 5, 3, 8], angles for ${positions}: values and gradients`, async () => {
+      const compute = (x: tf.Tensor, dy: tf.Tensor) => {
+        const rotary = new RotaryEmbedding(8, 10000);
+        const angles = positions === 'per-row position ids' ? rotary.gather(tf.tensor2d([[0, 0, 1, 2, 3], [4, 5, 6, 7, 8]], [2, 5], 'int32'), 2, 5, 9) : rotary.range(3, 5);
+        const { value, grad } = tf.valueAndGrad((input: tf.Tensor) => tf.sum(tf.mul(applyRotary(input as tf.Tensor4D, angles), dy)))(x);
+        const outputs = [applyRotary(x as tf.Tensor4D, angles), value, grad];
+        rotary.dispose();
+        return outputs;
+      };
+      const [native, cpu] = await onBackends(['native', 'cpu'], [[2, 5, 3, 8], [2, 5, 3, 8]], compute, 2);
+      expectRelativelyClose(native, cpu);
+    });
+  }
+
+  // Batch 2, 2 key-value heads of 2 query heads each, 6 new queries after 2 past keys: scores [2, 2, 2·6, 8].
+  const masks = {
+    none: () => null,
+    'causal with a sliding window of 3': () => buildAttentionMask({ batchSize: 2, queryLength: 6, pastLength: 2, slidingWindow: 3 }),
+    'causal with left padding (fully masked rows)': () =>
+      buildAttentionMask({ batchSize: 2, queryLength: 6, pastLength: 2, slidingWindow: null, paddingMask: tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1, 1, 1]]) }),
+    // A layout the fused kernel does not take: the tf-op composition runs on native too.
+    'per head, [2, 4, 6, 8]': () => tf.mul(tf.cast(tf.greater(tf.tensor(values(2 * 4 * 6 * 8, 9), [2, 4, 6, 8]), 0.5), 'float32'), -1e9),
+  };
+  for (const [name, mask] of Object.entries(masks)) {
+    it(`attention probabilities, mask ${name}: values and gradients`, async () => {
+      const compute = (scores: tf.Tensor, dy: tf.Tensor) => {
+        const additive = mask();
+        const run = (input: tf.Tensor) => maskedSoftmax(input, Math.sqrt(8), additive, [2, 4, 6, 8]);
+        const { value, grad } = tf.valueAndGrad((input: tf.Tensor) => tf.sum(tf.mul(run(input), dy)))(scores);
+        return [run(scores), value, grad];
+      };
+      const [native, cpu] = await onBackends(['native', 'cpu'], [[2, 2, 12, 8], [2, 2, 12, 8]], compute, 8);
       expectRelativelyClose(native, cpu);
     });
   }

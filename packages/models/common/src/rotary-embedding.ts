@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError } from '@peft-ts/core';
+import { PeftError, runFusedKernel } from '@peft-ts/core';
 
 /** cos and sign-folded sin rows for the positions of one forward, shaped [batch or 1, T, 1, headDim]. */
 export type RotaryAngles = { readonly cos: tf.Tensor4D; readonly sin: tf.Tensor4D };
@@ -127,12 +127,18 @@ export class RotaryEmbedding {
 /** `x·cos + rotate_half(x)·sin` for x of shape [B, T, heads, headDim]. */
 export function applyRotary(input: tf.Tensor4D, angles: RotaryAngles): tf.Tensor4D {
   // A custom gradient (`dy·cos + swap(dy·sin)`: swapping halves is its own transpose) keeps nothing but the angles,
-  // which it saves because the caller frees them once the forward is done.
+  // which it saves because the caller frees them once the forward is done. A backend with `PeftRotary` does either
+  // direction in one pass.
   const rotate = tf.customGrad(((x: tf.Tensor4D, save: (tensors: tf.Tensor[]) => void) => {
     save([angles.cos, angles.sin]);
+    const fused = runFusedKernel('PeftRotary', { x, cos: angles.cos, sin: angles.sin }, { transposed: false });
     return {
-      value: tf.add(tf.mul(x, angles.cos), tf.mul(swapHalves(x), angles.sin)),
-      gradFunc: (dy: tf.Tensor, [cos, sin]: tf.Tensor[]) => tf.tidy(() => tf.add(tf.mul(dy, cos), swapHalves(tf.mul(dy, sin)))),
+      value: fused ? fused[0] : tf.add(tf.mul(x, angles.cos), tf.mul(swapHalves(x), angles.sin)),
+      gradFunc: (dy: tf.Tensor, [cos, sin]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const fusedGradient = runFusedKernel('PeftRotary', { x: dy, cos, sin }, { transposed: true });
+          return fusedGradient ? fusedGradient[0] : tf.add(tf.mul(dy, cos), swapHalves(tf.mul(dy, sin)));
+        }),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor4D) => tf.Tensor4D;
   return tf.tidy(() => rotate(input));
