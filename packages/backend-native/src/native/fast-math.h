@@ -10,9 +10,12 @@
 // Loops over whole arrays are compiled twice on x86-64 Linux, for AVX2 + FMA and for the baseline, and the loader
 // picks one by the CPU it runs on; elsewhere they are compiled once for the build's target. The AVX2 clone names the
 // x86-64-v3 ISA level, which is picked by the features a CPU has: `arch=haswell` is picked only on CPUs that identify
-// as Haswell, so never on AMD's or on later Intel cores.
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+// as Haswell, so never on AMD's or on later Intel cores. GCC names ISA levels from version 12; older compilers and
+// clang get an AVX2 clone without FMA.
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
 #define PEFT_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define PEFT_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define PEFT_VECTOR_CLONES
 #endif
