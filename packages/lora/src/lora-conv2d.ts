@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2d, ModuleDict, matMul } from '@peft-ts/core';
+import { Conv2d, ModuleDict } from '@peft-ts/core';
+import { matMul } from '@peft-ts/core/internal';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 import { initialLoraFactors } from './lora-linear.js';
 

@@ -7,9 +7,9 @@ import {
   PeftError,
   TunerLayer,
   currentRowAdapters,
-  mergedAdaptersError,
   type TunerBaseLayer,
 } from '@peft-ts/core';
+import { mergedAdaptersError } from '@peft-ts/core/internal';
 import type { LoftqSettings } from './loftq.js';
 
 export type InitLoraWeights = boolean | 'gaussian' | 'loftq';

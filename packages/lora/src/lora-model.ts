@@ -10,7 +10,8 @@ import {
   type TunerModelOptions,
 } from '@peft-ts/core';
 import type { LoraConfig } from '@peft-ts/config';
-import { appliedReplication, replicateLayers, unshareLayerParameters } from '@peft-ts/replication';
+import { replicateLayers } from '@peft-ts/replication';
+import { appliedReplication, unshareLayerParameters } from '@peft-ts/replication/internal';
 import { LoraLayer } from './lora-layer.js';
 import { loraMethod } from './lora-method.js';
 import { addWeightedAdapter, type CombinationType, type WeightedAdapterOptions } from './weighted-adapter.js';
