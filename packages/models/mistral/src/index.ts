@@ -1,7 +1,7 @@
 // The public API. What the other peft-ts packages, the trainer and the tests share beyond it is exported by
 // ./internal.ts as `@peft-ts/model-mistral/internal`, with no semver promise.
 // What moved to @peft-ts/model-common (generation, the decoder blocks, checkpoints, the tokenizer) stays importable
-// from here.
+// from here: its main entry, so none of its internals.
 export * from '@peft-ts/model-common';
 export {
   parseMistralConfig,
