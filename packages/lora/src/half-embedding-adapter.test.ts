@@ -2,15 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  HalfEmbedding,
-  Module,
-  SeededRandom,
-  manualSeed,
-  readTensorFile,
-  type Embedding,
-  type HalfDtype,
-} from '@peft-ts/core';
+import { HalfEmbedding, Module, SeededRandom, manualSeed, readTensorFile, type Embedding, type HalfDtype } from '@peft-ts/core';
 import { narrowToHalfBits } from '@peft-ts/core/internal';
 import { SafetensorsFile } from '@peft-ts/core/safetensors';
 import { describeWithBackends } from '@peft-ts/core/test';
