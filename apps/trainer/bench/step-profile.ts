@@ -7,7 +7,8 @@ import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { createLoraConfig } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
 import { LoraModel } from '@peft-ts/lora';
-import { MistralForCausalLM, smallBenchmarkConfig } from '@peft-ts/model-mistral';
+import { MistralForCausalLM } from '@peft-ts/model-mistral';
+import { smallBenchmarkConfig } from '@peft-ts/model-mistral/internal';
 import { Linear4bit, prepareModelForKbitTraining } from '@peft-ts/quant';
 
 const variant = (process.env.PEFT_TS_PROFILE_VARIANT ?? 'lora') as 'lora' | 'dora' | 'qlora';

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { availableParallelism } from 'node:os';
-import { PeftError, brandClass } from '@peft-ts/config';
+import { PeftError } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { decoderKernels } from './decoder-kernels.js';
 import { fusedKernels } from './fused-kernels.js';

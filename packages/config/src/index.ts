@@ -1,23 +1,8 @@
-export { brandClass } from './class-brand.js';
+// The public API. What the other peft-ts packages, the trainer and the tests share beyond it is exported by
+// ./internal.ts as `@peft-ts/config/internal`, with no semver promise.
 export { PeftError } from './peft-error.js';
-export { ConfigError, type ConfigIssue, formatIssuePath } from './config-error.js';
+export { ConfigError, type ConfigIssue } from './config-error.js';
 export type { LenientReadOptions, ReadOptions } from './config-format.js';
-export {
-  type CamelCaseKeys,
-  camelCaseKeys,
-  snakeCaseKeys,
-  type SnakeToCamelCase,
-  snakeToCamelCase,
-} from './case-conversion.js';
-export type { JsonValue } from './field-schemas.js';
-export { parseJsonText } from './json-text.js';
-export {
-  compareCodePoints,
-  formatPythonFloat,
-  formatPythonJson,
-  PythonFloat,
-  type PythonJsonValue,
-} from './python-json.js';
 export {
   createLoraConfig,
   type LoraBias,

@@ -1,4 +1,5 @@
-import { PeftError, brandClass } from '@peft-ts/config';
+import { PeftError } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 
 // The root error lives in @peft-ts/config, the package every other one may import; core re-exports it as before.
 export { PeftError };

@@ -1,35 +1,72 @@
-export * from './errors.js';
-export { brandClass } from '@peft-ts/config';
-export * from './parameter.js';
-export * from './module.js';
-export * from './random.js';
-export * from './parameter-count.js';
-export * from './weight-access.js';
-export * from './quantization-round-trip.js';
-export * from './layers/linear.js';
-export * from './layers/embedding.js';
-export * from './layers/half-storage.js';
-export * from './layers/half-linear.js';
-export * from './layers/half-embedding.js';
-export * from './layers/conv2d.js';
-export * from './layers/rms-norm.js';
-export * from './layers/dropout.js';
-export * from './adapter/target-matching.js';
-export * from './adapter/adapter-method.js';
-export * from './adapter/inject-adapter.js';
-export * from './adapter/row-adapters.js';
-export * from './adapter/modules-to-save-wrapper.js';
-export * from './adapter/tuner-layer.js';
-export * from './adapter/tuner-model.js';
-export * from './decoder-model.js';
-export * from './tensor-io.js';
-export * from './finite-check.js';
-export * from './ops.js';
-export * from './matmul.js';
-export * from './gradient-checkpointing.js';
-export * from './clone-module.js';
-export * from './linalg/index.js';
-export * from './host-backends.js';
-export { hasFusedKernel, runFusedKernel } from './backend/fused-kernels.js';
-export * from './webgpu/webgpu-program.js';
-export * from './stored-layer-tensors.js';
+// The public API. What the other peft-ts packages, the trainer and the tests share beyond it is exported by
+// ./internal.ts as `@peft-ts/core/internal`, with no semver promise.
+export {
+  PeftError,
+  MetaTensorError,
+  ModulePathError,
+  StateDictError,
+  AdapterInjectionError,
+  UnknownAdapterError,
+  MergeError,
+  NonFiniteTensorError,
+  TensorDtypeError,
+} from './errors.js';
+export { type ParameterDtype, type ParameterSpec, Parameter } from './parameter.js';
+export {
+  type NamedParameter,
+  type NamedModule,
+  type LoadStateDictResult,
+  Module,
+  ModuleList,
+  ModuleDict,
+  ParameterDict,
+} from './module.js';
+export { manualSeed, randomState, setRandomState, SeededRandom } from './random.js';
+export { countParameters, type ParameterCount } from './parameter-count.js';
+export { isLinearLike, type WeightAccess, type LinearLike } from './weight-access.js';
+export type { QuantizationRoundTrip } from './quantization-round-trip.js';
+export { type LinearOptions, Linear } from './layers/linear.js';
+export { type EmbeddingOptions, Embedding } from './layers/embedding.js';
+export type { HalfDtype } from './layers/half-storage.js';
+export { type HalfLinearOptions, HalfLinear } from './layers/half-linear.js';
+export { HalfEmbedding } from './layers/half-embedding.js';
+export { type Conv2dOptions, Conv2d } from './layers/conv2d.js';
+export { RMSNorm } from './layers/rms-norm.js';
+export { Dropout } from './layers/dropout.js';
+export { isTargetModule, type TargetSelection } from './adapter/target-matching.js';
+export type {
+  DispatchOptions,
+  AdapterDispatcher,
+  AdapterMethod,
+  AdapterTargetModel,
+} from './adapter/adapter-method.js';
+export { injectAdapter, type InjectionResult } from './adapter/inject-adapter.js';
+export {
+  currentRowAdapters,
+  withRowAdapters,
+  BASE_MODEL_ROW,
+  type RowAdapterInput,
+  type RowAdapterRouting,
+} from './adapter/row-adapters.js';
+export { ModulesToSaveWrapper } from './adapter/modules-to-save-wrapper.js';
+export { type TunerBaseLayer, TunerLayer } from './adapter/tuner-layer.js';
+export { type TunerConfig, type TunerModelOptions, type MergeOptions, TunerModel } from './adapter/tuner-model.js';
+export { isDecoderModel, type DecoderLayer, type DecoderModel } from './decoder-model.js';
+export { readTensorFile, writeTensorFile, type ReadTensorFileOptions } from './tensor-io.js';
+export type { FiniteCheck } from './finite-check.js';
+export {
+  gradientCheckpoint,
+  type GradientCheckpointOptions,
+  checkpoint,
+  type CheckpointOptions,
+} from './gradient-checkpointing.js';
+export { copyModule } from './clone-module.js';
+export {
+  hostMatrix,
+  svd,
+  svdOfProduct,
+  type HostMatrix,
+  type SingularValueDecomposition,
+  type SvdOptions,
+} from './linalg/index.js';
+export type { StoredLayerTensors } from './stored-layer-tensors.js';

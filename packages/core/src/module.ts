@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { ModulePathError, StateDictError } from './errors.js';
 import { Parameter, sameShape } from './parameter.js';
 

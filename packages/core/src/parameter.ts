@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { MetaTensorError, PeftError } from './errors.js';
 
 export type ParameterDtype = 'float32' | 'int32' | 'bool';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Parameter, conv2d, linear, rowNorms, untracked, type Conv2d } from '@peft-ts/core';
+import { Parameter, type Conv2d } from '@peft-ts/core';
+import { conv2d, linear, rowNorms, untracked } from '@peft-ts/core/internal';
 import { LoraLayer, type LoraVariant } from '@peft-ts/lora';
 
 export const MAGNITUDE_PARAMETER = 'lora_magnitude_vector';

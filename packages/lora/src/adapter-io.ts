@@ -1,7 +1,13 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { FLOAT_WEIGHT_DTYPES, HALF_SAFETENSORS_DTYPES, PeftError, StateDictError, fromTfTensor, readTensorFile, writeTextFileAtomically, type AdapterTargetModel } from '@peft-ts/core';
+import { PeftError, StateDictError, readTensorFile, type AdapterTargetModel } from '@peft-ts/core';
+import {
+  FLOAT_WEIGHT_DTYPES,
+  HALF_SAFETENSORS_DTYPES,
+  fromTfTensor,
+  writeTextFileAtomically,
+} from '@peft-ts/core/internal';
 import { writeSafetensors, type SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { parseLoraConfigJson, serializeLoraConfig, type LoraConfig } from '@peft-ts/config';
 import {

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { HalfWeight, StateDictError, narrowToHalfBits, sameShape, type Module, type Parameter, type WeightAccess } from '@peft-ts/core';
+import { StateDictError, type Module, type Parameter, type WeightAccess } from '@peft-ts/core';
+import { HalfWeight, narrowToHalfBits, sameShape } from '@peft-ts/core/internal';
 import type { LoraConfig } from '@peft-ts/config';
 import { LoraEmbedding } from './lora-embedding.js';
 import { PEFT_KEY_PREFIX, type LoraModel } from './lora-model.js';

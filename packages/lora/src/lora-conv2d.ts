@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2d, ModuleDict, brandClass, matMul } from '@peft-ts/core';
+import { Conv2d, ModuleDict } from '@peft-ts/core';
+import { brandClass, matMul } from '@peft-ts/core/internal';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 import { initialLoraFactors } from './lora-linear.js';
 

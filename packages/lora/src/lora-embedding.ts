@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, Parameter, ParameterDict, brandClass, embeddingLookup, matMul, nextSeed } from '@peft-ts/core';
+import { Embedding, Parameter, ParameterDict } from '@peft-ts/core';
+import { brandClass, embeddingLookup, matMul, nextSeed } from '@peft-ts/core/internal';
 import { loftqLayerError } from './loftq.js';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 

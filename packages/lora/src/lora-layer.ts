@@ -6,11 +6,10 @@ import {
   ModuleDict,
   PeftError,
   TunerLayer,
-  brandClass,
   currentRowAdapters,
-  mergedAdaptersError,
   type TunerBaseLayer,
 } from '@peft-ts/core';
+import { brandClass, mergedAdaptersError } from '@peft-ts/core/internal';
 import type { LoftqSettings } from './loftq.js';
 
 export type InitLoraWeights = boolean | 'gaussian' | 'loftq';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, ModuleDict, PeftError, brandClass, hasFusedKernel, linear, matMul, nextSeed, runFusedKernel, type LinearLike } from '@peft-ts/core';
+import { Linear, ModuleDict, PeftError, type LinearLike } from '@peft-ts/core';
+import { brandClass, hasFusedKernel, linear, matMul, nextSeed, runFusedKernel } from '@peft-ts/core/internal';
 import { loftqFactors, loftqLayerError } from './loftq.js';
 import { LoraLayer, type LoraAdapterSettings } from './lora-layer.js';
 

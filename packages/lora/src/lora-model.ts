@@ -2,7 +2,6 @@ import {
   MergeError,
   PeftError,
   TunerModel,
-  brandClass,
   isDecoderModel,
   type AdapterMethod,
   type AdapterTargetModel,
@@ -10,8 +9,10 @@ import {
   type Module,
   type TunerModelOptions,
 } from '@peft-ts/core';
+import { brandClass } from '@peft-ts/core/internal';
 import type { LoraConfig } from '@peft-ts/config';
-import { appliedReplication, replicateLayers, unshareLayerParameters } from '@peft-ts/replication';
+import { replicateLayers } from '@peft-ts/replication';
+import { appliedReplication, unshareLayerParameters } from '@peft-ts/replication/internal';
 import { LoraLayer } from './lora-layer.js';
 import { loraMethod } from './lora-method.js';
 import { addWeightedAdapter, type CombinationType, type WeightedAdapterOptions } from './weighted-adapter.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, PeftError, hostMatrix, toTfTensor } from '@peft-ts/core';
+import { Linear, PeftError, hostMatrix } from '@peft-ts/core';
+import { toTfTensor } from '@peft-ts/core/internal';
 import { openCheckpoint } from '@peft-ts/core/safetensors';
 import { splitLowRank } from './loftq.js';
 import { LoraLinear } from './lora-linear.js';

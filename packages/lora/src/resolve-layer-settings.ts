@@ -1,4 +1,5 @@
-import { matchFromStart, type QuantizationRoundTrip } from '@peft-ts/core';
+import { type QuantizationRoundTrip } from '@peft-ts/core';
+import { matchFromStart } from '@peft-ts/core/internal';
 import type { LoraConfig } from '@peft-ts/config';
 import type { LoraAdapterSettings } from './lora-layer.js';
 

@@ -3,14 +3,12 @@ import {
   SeededRandom,
   UnknownAdapterError,
   hostMatrix,
-  multiply,
-  nextSeed,
-  resolveTargetSelection,
   svd,
   svdOfProduct,
   type Parameter,
   type SingularValueDecomposition,
 } from '@peft-ts/core';
+import { multiply, nextSeed, resolveTargetSelection } from '@peft-ts/core/internal';
 import type { LoraConfig } from '@peft-ts/config';
 import { LoraConv2d } from './lora-conv2d.js';
 import { LoraEmbedding } from './lora-embedding.js';

@@ -9,7 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend } from '@peft-ts/core/backend';
 import { pathToFileURL } from 'node:url';
-import { dequantize4bitTensor, fourBitTensors, matMul4bitTensor, quantize4bit, type FourBitTensors } from '../src/index.js';
+import { quantize4bit } from '../src/index.js';
+import { dequantize4bitTensor, fourBitTensors, matMul4bitTensor, type FourBitTensors } from '../src/internal.js';
 
 const TOKENS = Number(process.env.PEFT_TS_BENCH_TOKENS ?? 4 * 256);
 const SHAPES: [string, number, number][] = [

@@ -1,4 +1,5 @@
-import { PeftError, brandClass } from '@peft-ts/config';
+import { PeftError } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 
 /**
  * Thrown for invalid quantization input (bad blocksize, size mismatch, malformed quant state). Imported from the

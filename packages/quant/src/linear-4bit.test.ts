@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { linear } from '@peft-ts/core';
+import { linear } from '@peft-ts/core/internal';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { expect, it } from 'vitest';
 import { dequantize4bit } from './dequantize-4bit.js';

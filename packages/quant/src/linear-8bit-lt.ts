@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, Parameter, PeftError, brandClass, matMul, packedLinearForward, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { Module, Parameter, PeftError, type LinearLike, type WeightAccess } from '@peft-ts/core';
+import { brandClass, matMul, packedLinearForward } from '@peft-ts/core/internal';
 import type { SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { linear8bitStateDict } from './bnb-state-dict.js';
 import { frozenParameter } from './frozen-parameter.js';

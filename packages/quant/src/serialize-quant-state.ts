@@ -1,4 +1,4 @@
-import { formatPythonFloat } from '@peft-ts/config';
+import { formatPythonFloat } from '@peft-ts/config/internal';
 import type { QuantState4bit } from './quant-state.js';
 
 /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { elementwiseProgram, namedInputs as kernelNamedInputs, type WebgpuBackendLike } from '@peft-ts/core';
+import { elementwiseProgram, namedInputs as kernelNamedInputs, type WebgpuBackendLike } from '@peft-ts/core/internal';
 import { MATMUL_INT8_KERNEL, registerNativeKernels, type Int8Layout } from './native-kernels.js';
 
 /**

@@ -1,4 +1,5 @@
-import { PeftError, brandClass, copyParameter, type DecoderLayer, type DecoderModel, type Parameter } from '@peft-ts/core';
+import { PeftError, type DecoderLayer, type DecoderModel, type Parameter } from '@peft-ts/core';
+import { brandClass, copyParameter } from '@peft-ts/core/internal';
 
 /** `[start, end)` over the original decoder-layer indices (mergekit passthrough convention). */
 export type LayerRange = readonly [start: number, end: number];

@@ -77,6 +77,23 @@ describe('the packed packages, installed with npm outside the workspace', () => 
     expect(output.chainedMax).toBe(5);
   });
 
+  it('resolves the /internal entries of the built packages, which keep the helpers out of the main entries', () => {
+    const script = `
+      const entries = {};
+      for (const name of ['@peft-ts/quant', '@peft-ts/model-common', '@peft-ts/model-mistral']) {
+        entries[name] = Object.keys(await import(name));
+        entries[name + '/internal'] = Object.keys(await import(name + '/internal'));
+      }
+      console.log(JSON.stringify(entries));`;
+    const entries = JSON.parse(run(process.execPath, ['--input-type=module', '--eval', script], project)) as Record<string, string[]>;
+    expect(entries['@peft-ts/quant']).toEqual(expect.arrayContaining(['Linear4bit', 'prepareModelForKbitTraining']));
+    expect(entries['@peft-ts/quant']).not.toContain('roundHalfToEven');
+    expect(entries['@peft-ts/quant/internal']).toEqual(expect.arrayContaining(['roundHalfToEven', 'torchLinspaceFloat32']));
+    expect(entries['@peft-ts/model-common/internal']).toContain('FLOAT32_MIN');
+    expect([...entries['@peft-ts/model-common'], ...entries['@peft-ts/model-mistral']]).not.toContain('FLOAT32_MIN');
+    expect(entries['@peft-ts/model-mistral/internal']).toContain('smallBenchmarkConfig');
+  });
+
   it('runs the peft-ts bin of @peft-ts/trainer (built JavaScript, no tsx)', async () => {
     const out = join(scratch, 'logits.safetensors');
     const bin = join(project, 'node_modules', '.bin', 'peft-ts');

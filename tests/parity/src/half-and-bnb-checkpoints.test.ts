@@ -6,10 +6,10 @@ import {
   NonFiniteTensorError,
   StateDictError,
   manualSeed,
-  mergeIntoHalfBits,
   readTensorFile,
   type HalfDtype,
 } from '@peft-ts/core';
+import { mergeIntoHalfBits } from '@peft-ts/core/internal';
 import { SafetensorsFile, writeSafetensors, type SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';

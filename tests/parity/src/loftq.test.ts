@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Linear, Module, PeftError, hostMatrix, manualSeed, writeTensorFile, type AdapterTargetModel } from '@peft-ts/core';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { createLoraConfig } from '@peft-ts/config';
-import { LoraLinear, LoraModel, createLoraMethod, replaceLoraWeightsLoftq, splitLowRank } from '@peft-ts/lora';
+import { LoraLinear, LoraModel, createLoraMethod, replaceLoraWeightsLoftq } from '@peft-ts/lora';
+import { splitLowRank } from '@peft-ts/lora/internal';
 import { Linear4bit, loftqQuantizer } from '@peft-ts/quant';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 

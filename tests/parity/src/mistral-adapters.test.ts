@@ -6,7 +6,8 @@ import { countParameters, readTensorFile } from '@peft-ts/core';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { doraMethod } from '@peft-ts/dora';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraLinear, adapterStateSources, loadLoraModel, saveAdapter } from '@peft-ts/lora';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraLinear, loadLoraModel, saveAdapter } from '@peft-ts/lora';
+import { adapterStateSources } from '@peft-ts/lora/internal';
 import { loadMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 

@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, Module, manualSeed, readTensorFile, rowNorms, type LinearLike } from '@peft-ts/core';
+import { Linear, Module, manualSeed, readTensorFile, type LinearLike } from '@peft-ts/core';
+import { rowNorms } from '@peft-ts/core/internal';
 import { describeWithBackends, fixturePath, maxAbsDifference } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig, type BitsAndBytesConfigInput, type LoraConfigInput } from '@peft-ts/config';
-import { MAGNITUDE_PARAMETER, doraMethod } from '@peft-ts/dora';
+import { doraMethod } from '@peft-ts/dora';
+import { MAGNITUDE_PARAMETER } from '@peft-ts/dora/internal';
 import { LoraLinear, LoraModel, loadLoraModel } from '@peft-ts/lora';
 import { loadMistral, type MistralForCausalLM } from '@peft-ts/model-mistral';
 import { Linear4bit, Linear8bitLt, int8VectorwiseQuantize, prepareModelForKbitTraining, quantize4bit, quantizedLinearFactory } from '@peft-ts/quant';

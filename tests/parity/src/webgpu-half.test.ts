@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { HalfEmbedding, HalfLinear, SeededRandom, narrowToHalfBits, packHalfRows, widenHalfBits, widenHalfWords, type HalfDtype } from '@peft-ts/core';
+import { HalfEmbedding, HalfLinear, SeededRandom, type HalfDtype } from '@peft-ts/core';
+import { narrowToHalfBits, packHalfRows, widenHalfBits, widenHalfWords } from '@peft-ts/core/internal';
 import { initBackend } from '@peft-ts/core/backend';
 import { maxAbsDifference } from '@peft-ts/core/test';
 import { Linear4bit, Linear8bitLt } from '@peft-ts/quant';

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@peft-ts/core/backend';
 import { maxAbsDifference } from '@peft-ts/core/test';
-import { Linear4bit, Linear8bitLt, dequantize4bit, dequantize4bitTensor, fourBitTensors, matMul4bitTensor, quantize4bit } from '@peft-ts/quant';
+import { Linear4bit, Linear8bitLt, dequantize4bit, quantize4bit } from '@peft-ts/quant';
+import { dequantize4bitTensor, fourBitTensors, matMul4bitTensor } from '@peft-ts/quant/internal';
 import { describe, expect, it } from 'vitest';
 
 // On a software adapter (llvmpipe through OpenGL ES) here; skipped, not passed, where no adapter exists.

@@ -3,7 +3,8 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { serializeTrainingConfig, type TrainingConfig } from '@peft-ts/config';
-import { readTensorFile, writeTensorFile, writeTextFileAtomically } from '@peft-ts/core';
+import { readTensorFile, writeTensorFile } from '@peft-ts/core';
+import { writeTextFileAtomically } from '@peft-ts/core/internal';
 import { CheckpointError } from './checkpoint-error.js';
 import { parseTrainerState, serializeTrainerState, type TrainerState } from './trainer-state.js';
 

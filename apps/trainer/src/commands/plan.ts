@@ -1,10 +1,12 @@
 import { Option, type Command } from 'commander';
-import { Embedding, Linear, PeftError, countParameters, isHalfDtype, isLinearLike, type Module } from '@peft-ts/core';
+import { Embedding, Linear, PeftError, countParameters, isLinearLike, type Module } from '@peft-ts/core';
+import { isHalfDtype } from '@peft-ts/core/internal';
 import { parseLoraConfigJson } from '@peft-ts/config';
 import { ADAPTER_CONFIG_FILE, LoraModel } from '@peft-ts/lora';
 import { stat } from 'node:fs/promises';
-import { quantizedParameterCount, quantizedWeightBytes } from '@peft-ts/quant';
-import { positionLimit } from '@peft-ts/model-common';
+import { quantizedWeightBytes } from '@peft-ts/quant';
+import { quantizedParameterCount } from '@peft-ts/quant/internal';
+import { positionLimit } from '@peft-ts/model-common/internal';
 import { adapterMethod } from '../session/adapter-method.js';
 import type { QuantizationShorthand } from '../session/load-model.js';
 import { parseModelConfig, presetModelConfig, presetNames } from '../session/model-registry.js';

@@ -1,5 +1,6 @@
 import { appendFile, readFile } from 'node:fs/promises';
-import { PeftError, writeTextFileAtomically } from '@peft-ts/core';
+import { PeftError } from '@peft-ts/core';
+import { writeTextFileAtomically } from '@peft-ts/core/internal';
 
 /** One line of metrics.jsonl: what was logged and/or evaluated at a step (non-finite values are written as null). */
 export type MetricsRecord = {

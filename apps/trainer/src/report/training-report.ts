@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { writeTextFileAtomically } from '@peft-ts/core';
+import { writeTextFileAtomically } from '@peft-ts/core/internal';
 import { formatDuration } from './format-duration.js';
 import { renderLossChart } from './loss-chart.js';
 import type { MetricsRecord } from './metrics-log.js';

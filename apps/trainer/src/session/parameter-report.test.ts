@@ -1,4 +1,5 @@
-import { HalfEmbedding, Linear, markTrainableByName } from '@peft-ts/core';
+import { HalfEmbedding, Linear } from '@peft-ts/core';
+import { markTrainableByName } from '@peft-ts/core/internal';
 import { fixturePath } from '@peft-ts/core/test';
 import { createBitsAndBytesConfig, createLoraConfig } from '@peft-ts/config';
 import { initBackend } from '@peft-ts/core/backend';

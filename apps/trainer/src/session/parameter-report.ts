@@ -1,4 +1,4 @@
-import { formatPythonFloat } from '@peft-ts/config';
+import { formatPythonFloat } from '@peft-ts/config/internal';
 import { PeftError, countParameters, type Module } from '@peft-ts/core';
 
 /**

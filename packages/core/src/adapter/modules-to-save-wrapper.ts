@@ -1,4 +1,4 @@
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { copyModule } from '../clone-module.js';
 import { PeftError } from '../errors.js';
 import { Module, ModuleDict } from '../module.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { MergeError, UnknownAdapterError } from '../errors.js';
 import { Module, ModuleDict, ParameterDict } from '../module.js';
 import type { WeightAccess } from '../weight-access.js';

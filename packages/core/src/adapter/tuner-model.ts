@@ -1,4 +1,4 @@
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { MergeError, PeftError, UnknownAdapterError } from '../errors.js';
 import { countParameters, type ParameterCount } from '../parameter-count.js';
 import type { Module } from '../module.js';

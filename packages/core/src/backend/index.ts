@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { PeftError } from '../errors.js';
 import { registerTfjsCoreExtras } from './register-tfjs-core-extras.js';
 import { registerWasmFallbackKernels } from './wasm-fallback-kernels.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { Module } from '../module.js';
 import { Parameter } from '../parameter.js';
 import { nextSeed } from '../random.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import type { WeightAccess } from '../weight-access.js';
 import { Embedding } from './embedding.js';
 import { HalfWeight, halfWordsParameter, type HalfDtype, type HalfMatrix, type HalfWords } from './half-storage.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { PeftError } from '../errors.js';
 import { HOST_BACKENDS } from '../host-backends.js';
 import { Parameter } from '../parameter.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { matMul } from '../matmul.js';
 import { PeftError } from '../errors.js';
 import { Module } from '../module.js';

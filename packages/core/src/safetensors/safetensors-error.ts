@@ -1,4 +1,4 @@
-import { brandClass } from '@peft-ts/config';
+import { brandClass } from '@peft-ts/config/internal';
 import { PeftError } from '../errors.js';
 
 /**

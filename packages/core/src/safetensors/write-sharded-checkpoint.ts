@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatPythonJson } from '@peft-ts/config';
+import { formatPythonJson } from '@peft-ts/config/internal';
 import { INDEX_FILE_NAME, SHARD_FILE_PATTERN, SINGLE_FILE_NAME, shardFileName } from './checkpoint-file-names.js';
 import type { SafetensorsMetadata } from './parse-header.js';
 import { tensorEntries, type SafetensorsTensors } from './plan-layout.js';

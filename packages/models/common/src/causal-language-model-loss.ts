@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError, runFusedKernel } from '@peft-ts/core';
+import { PeftError } from '@peft-ts/core';
+import { runFusedKernel } from '@peft-ts/core/internal';
 
 /** Label value excluded from the loss (PyTorch CrossEntropyLoss's default ignore_index). */
 export const IGNORE_INDEX = -100;

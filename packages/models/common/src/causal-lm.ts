@@ -5,7 +5,6 @@ import {
   Module,
   ModuleList,
   ModulePathError,
-  nextSeed,
   withRowAdapters,
   type AdapterTargetModel,
   type DecoderLayer,
@@ -13,6 +12,7 @@ import {
   type LinearLike,
   type RowAdapterInput,
 } from '@peft-ts/core';
+import { nextSeed } from '@peft-ts/core/internal';
 import { causalLanguageModelLoss } from './causal-language-model-loss.js';
 import type { DecoderConfig, DecoderVariant } from './decoder-config.js';
 import { TransformerDecoderLayer } from './decoder-layer.js';

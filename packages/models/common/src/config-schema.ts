@@ -1,4 +1,5 @@
-import { PeftError, brandClass } from '@peft-ts/core';
+import { PeftError } from '@peft-ts/core';
+import { brandClass } from '@peft-ts/core/internal';
 import { z } from 'zod';
 
 /** A config.json that is not valid JSON, or a field of the wrong type, range or consistency (all listed). */

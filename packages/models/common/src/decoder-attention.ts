@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, Module, matMul, nextSeed, type LinearLike } from '@peft-ts/core';
+import { Linear, Module, type LinearLike } from '@peft-ts/core';
+import { matMul, nextSeed } from '@peft-ts/core/internal';
 import type { DecoderConfig } from './decoder-config.js';
 import type { KeyValueCache } from './key-value-cache.js';
 import { maskedSoftmax } from './masked-softmax.js';

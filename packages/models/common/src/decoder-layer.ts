@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, ModulePathError, RMSNorm, brandClass, type DecoderLayer } from '@peft-ts/core';
+import { Module, ModulePathError, RMSNorm, type DecoderLayer } from '@peft-ts/core';
+import { brandClass } from '@peft-ts/core/internal';
 import { DecoderAttention, type AttentionContext } from './decoder-attention.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { SwiGluMlp } from './swiglu-mlp.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, Module, ModuleList, PeftError, RMSNorm, gradientCheckpoint, scopedBackward } from '@peft-ts/core';
+import { Embedding, Module, ModuleList, PeftError, RMSNorm, gradientCheckpoint } from '@peft-ts/core';
+import { scopedBackward } from '@peft-ts/core/internal';
 import { buildAttentionMask } from './attention-mask.js';
 import type { DecoderConfig, DecoderVariant } from './decoder-config.js';
 import { TransformerDecoderLayer } from './decoder-layer.js';

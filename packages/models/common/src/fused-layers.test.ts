@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { RMSNorm, hasFusedKernel } from '@peft-ts/core';
+import { RMSNorm } from '@peft-ts/core';
+import { hasFusedKernel } from '@peft-ts/core/internal';
 import { initBackend, nativeBackendAvailable } from '@peft-ts/core/backend';
 import { describe, expect, it } from 'vitest';
 import { buildAttentionMask } from './attention-mask.js';

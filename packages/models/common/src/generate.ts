@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError, SeededRandom, brandClass, checkRowAdapters, nextSeed } from '@peft-ts/core';
+import { PeftError, SeededRandom } from '@peft-ts/core';
+import { brandClass, checkRowAdapters, nextSeed } from '@peft-ts/core/internal';
 import type { DecoderForCausalLM } from './causal-lm.js';
 import { positionLimit } from './decoder-config.js';
 import { KeyValueCache } from './key-value-cache.js';

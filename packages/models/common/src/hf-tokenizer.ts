@@ -1,6 +1,7 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { PeftError, brandClass } from '@peft-ts/core';
+import { PeftError } from '@peft-ts/core';
+import { brandClass } from '@peft-ts/core/internal';
 
 /** A missing or unusable tokenizer file, or a chat template that failed to render. */
 export class TokenizerError extends PeftError {

@@ -1,25 +1,27 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   Embedding,
-  FLOAT_WEIGHT_DTYPES,
-  HALF_SAFETENSORS_DTYPES,
   HalfEmbedding,
   HalfLinear,
   Linear,
   PeftError,
   StateDictError,
+  type FiniteCheck,
+  type HalfDtype,
+  type LinearLike,
+  type Module,
+  type StoredLayerTensors,
+} from '@peft-ts/core';
+import {
+  FLOAT_WEIGHT_DTYPES,
+  HALF_SAFETENSORS_DTYPES,
   brandClass,
   checkFiniteValues,
   isHalfDtype,
   narrowToHalfBits,
   widenHalfBits,
-  type FiniteCheck,
-  type HalfDtype,
   type HalfMatrix,
-  type LinearLike,
-  type Module,
-  type StoredLayerTensors,
-} from '@peft-ts/core';
+} from '@peft-ts/core/internal';
 import { openCheckpoint, type SafetensorsDtype, type SafetensorsTensor, type ShardedCheckpoint } from '@peft-ts/core/safetensors';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

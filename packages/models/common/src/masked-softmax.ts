@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { runFusedKernel } from '@peft-ts/core';
+import { runFusedKernel } from '@peft-ts/core/internal';
 
 /**
  * `softmax(scores / scale + mask)` over the last axis, taking and giving scores in their grouped [B, kv, G·T, keys]

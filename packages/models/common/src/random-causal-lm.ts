@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Embedding, HalfEmbedding, HalfLinear, Linear, isHalfDtype, narrowToHalfBits } from '@peft-ts/core';
+import { Embedding, HalfEmbedding, HalfLinear, Linear } from '@peft-ts/core';
+import { isHalfDtype, narrowToHalfBits } from '@peft-ts/core/internal';
 import { initialParameterValue, type DecoderForCausalLM } from './causal-lm.js';
 import type { LoadCheckpointOptions } from './load-checkpoint.js';
 

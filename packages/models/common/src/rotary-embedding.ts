@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PeftError, runFusedKernel } from '@peft-ts/core';
+import { PeftError } from '@peft-ts/core';
+import { runFusedKernel } from '@peft-ts/core/internal';
 
 /** cos and sign-folded sin rows for the positions of one forward, shaped [batch or 1, T, 1, headDim]. */
 export type RotaryAngles = { readonly cos: tf.Tensor4D; readonly sin: tf.Tensor4D };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { StateDictError, isHalfDtype, storesCheckpointTensors, type HalfDtype, type Module, type WeightAccess } from '@peft-ts/core';
+import { StateDictError, type HalfDtype, type Module, type WeightAccess } from '@peft-ts/core';
+import { isHalfDtype, storesCheckpointTensors } from '@peft-ts/core/internal';
 import { writeShardedCheckpoint, type SafetensorsTensor } from '@peft-ts/core/safetensors';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { runFusedKernel } from '@peft-ts/core';
+import { runFusedKernel } from '@peft-ts/core/internal';
 
 /**
  * `silu(gate) ⊙ up` with its gradient written out: it keeps gate and up only, where autodiff also kept the sigmoid and

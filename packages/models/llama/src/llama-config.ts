@@ -1,5 +1,12 @@
-import { brandClass } from '@peft-ts/core';
-import { ModelConfigError, checkHeadCounts, configFields, headDimensionOf, parseConfigJson, resolveKeyValueHeads } from '@peft-ts/model-common';
+import { brandClass } from '@peft-ts/core/internal';
+import { ModelConfigError } from '@peft-ts/model-common';
+import {
+  checkHeadCounts,
+  configFields,
+  headDimensionOf,
+  parseConfigJson,
+  resolveKeyValueHeads,
+} from '@peft-ts/model-common/internal';
 import { z } from 'zod';
 
 /** A Llama config.json that is not valid JSON, or a field of the wrong type, range or consistency (all listed). */

@@ -1,4 +1,10 @@
-import { DecoderForCausalLM, lineageDecoderFields, type CausalLmDefinition, type CausalLmOptions, type DecoderConfig } from '@peft-ts/model-common';
+import {
+  DecoderForCausalLM,
+  type CausalLmDefinition,
+  type CausalLmOptions,
+  type DecoderConfig,
+} from '@peft-ts/model-common';
+import { lineageDecoderFields } from '@peft-ts/model-common/internal';
 import { parseLlamaConfig, type LlamaConfig, type LlamaConfigInput } from './llama-config.js';
 import { llamaRotaryFrequencies } from './llama-rope-scaling.js';
 

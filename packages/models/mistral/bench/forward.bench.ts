@@ -7,7 +7,8 @@ import { manualSeed } from '@peft-ts/core';
 import type { BenchResult } from '@peft-ts/core/bench';
 import { initBackend, type BackendRequest } from '@peft-ts/core/backend';
 import { pathToFileURL } from 'node:url';
-import { MistralForCausalLM, smallBenchmarkConfig, type MistralConfigInput } from '../src/index.js';
+import { MistralForCausalLM, type MistralConfigInput } from '../src/index.js';
+import { smallBenchmarkConfig } from '../src/internal.js';
 
 const VOCABULARY = smallBenchmarkConfig.vocab_size;
 const config: MistralConfigInput = smallBenchmarkConfig;

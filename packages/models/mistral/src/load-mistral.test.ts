@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Linear, Module, NonFiniteTensorError, StateDictError, linear, type LinearLike } from '@peft-ts/core';
+import { Linear, Module, NonFiniteTensorError, StateDictError, type LinearLike } from '@peft-ts/core';
+import { linear } from '@peft-ts/core/internal';
 import {
   SafetensorsError,
   SafetensorsFile,

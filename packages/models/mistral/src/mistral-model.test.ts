@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Linear, Module, countParameters, manualSeed, type LinearLike } from '@peft-ts/core';
 import { describeWithBackends, maxAbsDifference } from '@peft-ts/core/test';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildAttentionMask } from '@peft-ts/model-common';
+import { buildAttentionMask } from '@peft-ts/model-common/internal';
 import { baseModelDirectory, fixtureInputs, fixtureOutput } from './__fixtures__/mistral-fixtures.js';
 import { loadMistral } from './load-mistral.js';
 import { MistralDecoderLayer } from './deprecated-names.js';

@@ -1,12 +1,12 @@
 import {
   DecoderForCausalLM,
-  lineageDecoderFields,
   type CausalLmDefinition,
   type CausalLmInput,
   type CausalLmOptions,
   type CausalLmOutput,
   type DecoderConfig,
 } from '@peft-ts/model-common';
+import { lineageDecoderFields } from '@peft-ts/model-common/internal';
 import { parseMistralConfig, type MistralConfig, type MistralConfigInput } from './mistral-config.js';
 
 /** @deprecated Use `CausalLmOptions` from `@peft-ts/model-common`. */
