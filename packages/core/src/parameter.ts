@@ -30,11 +30,12 @@ export class Parameter {
   constructor(init: tf.Tensor | ParameterSpec, options: { requiresGrad?: boolean; logicalSize?: number } = {}) {
     this.requiresGradFlag = options.requiresGrad ?? true;
     this.shape = [...init.shape];
-    const { logicalSize = this.size } = options;
-    if (!Number.isSafeInteger(logicalSize) || logicalSize < 0) {
+    // Only a caller's count is checked: a shape's own size may pass 2^53 for a config that later fails naming its file.
+    const { logicalSize } = options;
+    if (logicalSize !== undefined && (!Number.isSafeInteger(logicalSize) || logicalSize < 0)) {
       throw new PeftError(`parameter of shape [${this.shape}]: logicalSize must be a non-negative integer, got ${logicalSize}`);
     }
-    this.logicalSize = logicalSize;
+    this.logicalSize = logicalSize ?? this.size;
     if (init instanceof tf.Tensor) {
       this.dtype = init.dtype as ParameterDtype;
       this.variable = tf.variable(init, this.requiresGradFlag);
