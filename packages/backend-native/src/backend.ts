@@ -58,11 +58,18 @@ export class MathBackendNative extends MathBackendCPU {
    * one holding a disposed tensor's values.
    */
   output(shape: number[], write: (out: Float32Array) => void): tf.TensorInfo {
-    const out = this.buffers.take(tf.util.sizeFromShape(shape));
-    write(out);
-    const info = this.makeTensorInfo(shape, 'float32', out);
-    this.buffers.adopt(out);
-    return info;
+    return this.outputs([shape], ([out]) => write(out))[0];
+  }
+
+  /** New float32 tensors of `shapes`, filled by one `write`, under the contract of `output`. */
+  outputs(shapes: number[][], write: (outs: Float32Array[]) => void): tf.TensorInfo[] {
+    const outs = shapes.map((shape) => this.buffers.take(tf.util.sizeFromShape(shape)));
+    write(outs);
+    return outs.map((out, index) => {
+      const info = this.makeTensorInfo(shapes[index], 'float32', out);
+      this.buffers.adopt(out);
+      return info;
+    });
   }
 
   override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {

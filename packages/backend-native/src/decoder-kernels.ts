@@ -11,7 +11,15 @@ export type DecoderAddonFunctions = {
   /** scores, out [rows, columns] with rows over [batch, heads, length]; mask [maskBatch, length, columns]. */
   maskedSoftmax(scores: Float32Array, mask: Float32Array | null, out: Float32Array, rows: number, columns: number, length: number, rowsPerBatch: number, maskBatch: number, scale: number): void;
   maskedSoftmaxGrad(dy: Float32Array, probabilities: Float32Array, dx: Float32Array, rows: number, columns: number, scale: number): void;
+  /** query, output [B, kv, G·T, d]; keys, values [B, kv, keys, d]; mask [maskBatch, T, keys]; probabilities [B, kv, G·T, keys]. */
+  attention(query: Float32Array, keys: Float32Array, values: Float32Array, mask: Float32Array | null, output: Float32Array, probabilities: Float32Array, ...layout: AttentionArguments): void;
+  attentionGrad(
+    dy: Float32Array, query: Float32Array, keys: Float32Array, values: Float32Array, probabilities: Float32Array, mask: Float32Array | null,
+    dQuery: Float32Array, dKeys: Float32Array, dValues: Float32Array, ...layout: AttentionArguments
+  ): void;
 };
+
+type AttentionArguments = [batch: number, keyValueHeads: number, groups: number, length: number, keys: number, dimension: number, maskBatch: number, scale: number];
 
 type KernelArguments = { inputs: tf.NamedTensorInfoMap; backend: MathBackendNative; attrs?: tf.NamedAttrMap };
 
@@ -46,13 +54,37 @@ function rotaryLayout(kernelName: string, x: tf.TensorInfo, cos: tf.TensorInfo, 
 }
 
 /**
+ * The grouped attention layout of query [B, kv, G·T, d], keys and values [B, kv, keys, d] and a mask [1 or B, 1, T,
+ * keys], checked against perHead [B, heads, T, keys].
+ */
+function attentionLayout(kernelName: string, inputs: { query: tf.TensorInfo; keys: tf.TensorInfo; values: tf.TensorInfo; mask?: tf.TensorInfo }, attrs: tf.NamedAttrMap): AttentionArguments {
+  const { query, keys, values, mask } = inputs;
+  const [batch, heads, length, keyLength] = attrs.perHead as number[];
+  const [, keyValueHeads, groupRows, dimension] = query.shape;
+  const maskBatch = mask?.shape[0] ?? 1;
+  const groups = heads / keyValueHeads;
+  const expectedKeys = [batch, keyValueHeads, keyLength, dimension];
+  if (query.shape.length !== 4 || query.shape[0] !== batch || !Number.isInteger(groups) || groupRows !== groups * length ||
+      !tf.util.arraysEqual(keys.shape, expectedKeys) || !tf.util.arraysEqual(values.shape, expectedKeys) ||
+      (mask && (mask.shape.length !== 4 || (maskBatch !== 1 && maskBatch !== batch) || mask.shape[1] !== 1 || mask.shape[2] !== length || mask.shape[3] !== keyLength))) {
+    throw new Error(
+      `${kernelName}: expected query [B, kv, G·T, d], keys and values [B, kv, keys, d] and a mask [1 or B, 1, T, keys] for perHead [${attrs.perHead}], ` +
+        `got [${query.shape}], [${keys.shape}], [${values.shape}] and [${mask?.shape ?? 'none'}]`,
+    );
+  }
+  return [batch, keyValueHeads, groups, length, keyLength, dimension, maskBatch, Number(attrs.scale)];
+}
+
+/**
  * Kernels of decoder steps, under names ops dispatch to when the active backend registers them (else they run their
  * tf-op composition): `PeftCrossEntropy` (logits [..., vocab], int32 targets, −100 ignored) → [mean NLL, logSumExp
  * [rows]]; `PeftCrossEntropyGrad` (dy, logits, targets, logSumExp) → [dLogits]; `PeftRotary` (x [B, T, heads, d], cos,
  * sin [1 or B, T, 1, d]; transposed) → [x·cos + swapHalves(x)·sin], or with `transposed` its gradient
  * dy·cos + swapHalves(dy·sin); `PeftMaskedSoftmax` (scores, mask [1 or B, 1, T, keys] or none; scale, perHead [B,
  * heads, T, keys]) → [softmax(scores / scale + mask)] in the scores' layout; `PeftMaskedSoftmaxGrad` (dy,
- * probabilities; scale) → [P·(dy − Σ dy·P) / scale].
+ * probabilities; scale) → [P·(dy − Σ dy·P) / scale]; `PeftAttention` (query [B, kv, G·T, d], keys, values [B, kv, keys,
+ * d], mask as PeftMaskedSoftmax's; scale, perHead) → [P·V, P] with P = softmax(Q·Kᵀ / scale + mask);
+ * `PeftAttentionGrad` (dy, query, keys, values, probabilities, mask; scale, perHead) → [dQuery, dKeys, dValues].
  */
 export function decoderKernels(): { kernelName: string; kernelFunc: tf.KernelFunc }[] {
   return [
@@ -122,6 +154,37 @@ export function decoderKernels(): { kernelName: string; kernelFunc: tf.KernelFun
         }
         const rows = tf.util.sizeFromShape(probabilities.shape) / columns;
         return [backend.output([...dy.shape], (out) => backend.addon.maskedSoftmaxGrad(backend.floats(dy), backend.floats(probabilities), out, rows, columns, Number(attrs!.scale)))];
+      }),
+    },
+    {
+      kernelName: 'PeftAttention',
+      kernelFunc: kernel(({ inputs, backend, attrs }) => {
+        requireDtypes('PeftAttention', inputs);
+        const tensors = inputs as { query: tf.TensorInfo; keys: tf.TensorInfo; values: tf.TensorInfo; mask?: tf.TensorInfo };
+        const layout = attentionLayout('PeftAttention', tensors, attrs!);
+        const { query, keys, values, mask } = tensors;
+        const probabilitiesShape = [...query.shape.slice(0, 3), keys.shape[2]];
+        return backend.outputs([[...query.shape], probabilitiesShape], ([output, probabilities]) =>
+          backend.addon.attention(backend.floats(query), backend.floats(keys), backend.floats(values), mask ? backend.floats(mask) : null, output, probabilities, ...layout),
+        );
+      }),
+    },
+    {
+      kernelName: 'PeftAttentionGrad',
+      kernelFunc: kernel(({ inputs, backend, attrs }) => {
+        requireDtypes('PeftAttentionGrad', inputs);
+        const tensors = inputs as { dy: tf.TensorInfo; query: tf.TensorInfo; keys: tf.TensorInfo; values: tf.TensorInfo; probabilities: tf.TensorInfo; mask?: tf.TensorInfo };
+        const layout = attentionLayout('PeftAttentionGrad', tensors, attrs!);
+        const { dy, query, keys, values, probabilities, mask } = tensors;
+        if (!tf.util.arraysEqual(dy.shape, query.shape) || !tf.util.arraysEqual(probabilities.shape, [...query.shape.slice(0, 3), keys.shape[2]])) {
+          throw new Error(`PeftAttentionGrad: dy must have the query's shape and probabilities [B, kv, G·T, keys], got [${dy.shape}] and [${probabilities.shape}]`);
+        }
+        return backend.outputs([[...query.shape], [...keys.shape], [...values.shape]], ([dQuery, dKeys, dValues]) =>
+          backend.addon.attentionGrad(
+            backend.floats(dy), backend.floats(query), backend.floats(keys), backend.floats(values), backend.floats(probabilities), mask ? backend.floats(mask) : null,
+            dQuery, dKeys, dValues, ...layout,
+          ),
+        );
       }),
     },
   ];

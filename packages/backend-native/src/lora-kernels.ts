@@ -14,6 +14,8 @@ export type LoraAddonFunctions = {
     dx: Float32Array, dDropped: Float32Array | null, dA: Float32Array, dB: Float32Array,
     rows: number, inFeatures: number, outFeatures: number, rank: number, scaling: number,
   ): void;
+  /** norms[i] = ‖weight[i] + scaling·left[i]·right‖; weight [rows, columns], left [rows, rank], right [rank, columns]. */
+  lowRankRowNorms(weight: Float32Array, left: Float32Array, right: Float32Array, norms: Float32Array, rows: number, columns: number, rank: number, scaling: number): void;
 };
 
 type KernelArguments = { inputs: tf.NamedTensorInfoMap; backend: MathBackendNative; attrs?: tf.NamedAttrMap };
@@ -46,7 +48,9 @@ function loraLayout(kernelName: string, inputs: tf.NamedTensorInfoMap, rowsOf: t
  * loraB [out, r], optional bias [out] and dropped (x after the adapter's dropout, x's shape); scaling) → [y, down],
  * y = x·Wᵀ (+ bias) + scaling·down·Bᵀ, down = dropped·Aᵀ [..., r], kept for the gradient. `PeftLoraLinearGrad` (dy,
  * weight, loraA, loraB, down, dropped (x when there was no dropout); scaling, dropout) → [dx, dA, dB], plus
- * d dropped when `dropout` (dx then holds the base term only).
+ * d dropped when `dropout` (dx then holds the base term only). `PeftLowRankRowNorms` (weight [rows, columns], left
+ * [rows, r], right [r, columns]; scaling) → [‖W + scaling·left·right‖ per row], DoRA's weight norm, without the
+ * merged weight ever existing whole (it has no gradient: DoRA detaches the norm).
  */
 export function loraKernels(): { kernelName: string; kernelFunc: tf.KernelFunc }[] {
   return [
@@ -91,6 +95,25 @@ export function loraKernels(): { kernelName: string; kernelFunc: tf.KernelFunc }
         });
         const factorGradients = [backend.makeTensorInfo([...loraA.shape], 'float32', dA), backend.makeTensorInfo([...loraB.shape], 'float32', dB)];
         return dDropped ? [dx, ...factorGradients, dDropped] : [dx, ...factorGradients];
+      }),
+    },
+    {
+      kernelName: 'PeftLowRankRowNorms',
+      kernelFunc: kernel(({ inputs, backend, attrs }) => {
+        const { weight, left, right } = inputs as Record<string, tf.TensorInfo>;
+        for (const [name, tensor] of Object.entries(inputs)) {
+          if (tensor?.dtype !== 'float32') throw new Error(`PeftLowRankRowNorms: input '${name}' must be float32, got ${tensor?.dtype}`);
+        }
+        const [rows, columns] = weight.shape;
+        const rank = right.shape[0];
+        if (weight.shape.length !== 2 || !tf.util.arraysEqual(left.shape, [rows, rank]) || !tf.util.arraysEqual(right.shape, [rank, columns])) {
+          throw new Error(`PeftLowRankRowNorms: expected weight [rows, columns], left [rows, r] and right [r, columns], got [${weight.shape}], [${left.shape}] and [${right.shape}]`);
+        }
+        return [
+          backend.output([rows], (norms) =>
+            backend.addon.lowRankRowNorms(backend.floats(weight), backend.floats(left), backend.floats(right), norms, rows, columns, rank, Number(attrs!.scaling)),
+          ),
+        ];
       }),
     },
   ];

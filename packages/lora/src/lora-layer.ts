@@ -46,6 +46,11 @@ export interface LoraVariant {
   unmerge(layer: LoraLayer, adapterName: string, weight: tf.Tensor): tf.Tensor;
   /** Forget per-adapter state kept outside the layer's dictionaries (called by deleteAdapter). */
   remove?(layer: LoraLayer, adapterName: string): void;
+  /**
+   * The layer's whole output when this is its one active adapter, through the layer's fused kernels
+   * (`LoraLayer.fusedLoraForward`); null where they do not apply, and `forward` runs instead.
+   */
+  fusedForward?(layer: LoraLayer, adapterName: string, input: tf.Tensor): tf.Tensor | null;
 }
 
 /**
@@ -122,8 +127,9 @@ export abstract class LoraLayer<BASE extends TunerBaseLayer = TunerBaseLayer> ex
     if (routing) return this.mixedBatchForward(input, routing.names);
     if (this.isMerged) return this.baseLayer.forward(input);
     const adapters = this.activeAdapters.filter((name) => this.settings.has(name));
-    if (adapters.length === 1 && !this.variants.has(adapters[0])) {
-      const fused = this.fusedForward(adapters[0], input);
+    if (adapters.length === 1) {
+      const variant = this.variants.get(adapters[0]);
+      const fused = variant ? (variant.fusedForward?.(this, adapters[0], input) ?? null) : this.fusedLoraForward(adapters[0], input);
       if (fused) return fused;
     }
     return tf.tidy(() => {
@@ -197,9 +203,10 @@ export abstract class LoraLayer<BASE extends TunerBaseLayer = TunerBaseLayer> ex
 
   /**
    * `base(x)` plus one plain adapter's contribution as one fused kernel, or null (then the base layer and the
-   * adapter run as separate ops) where the backend has no such kernel for this layer type.
+   * adapter run as separate ops) where the backend has no such kernel for this layer type. Without `bias` the base
+   * layer's bias is left out (a variant that rescales the product adds it after).
    */
-  protected fusedForward(_adapterName: string, _input: tf.Tensor): tf.Tensor | null {
+  fusedLoraForward(_adapterName: string, _input: tf.Tensor, _options: { readonly bias: boolean } = { bias: true }): tf.Tensor | null {
     return null;
   }
 

@@ -99,14 +99,14 @@ export class LoraLinear extends LoraLayer<LinearLike> {
   }
 
   /** On a backend with `PeftLoraLinear` (native), a float32 `Linear` base whose weight and bias are frozen. */
-  protected override fusedForward(adapterName: string, input: tf.Tensor): tf.Tensor | null {
+  override fusedLoraForward(adapterName: string, input: tf.Tensor, options: { readonly bias: boolean } = { bias: true }): tf.Tensor | null {
     const base = this.baseLayer;
     if (!(base instanceof Linear) || !hasFusedKernel('PeftLoraLinear')) return null;
     // The fused gradient reaches x, A and B only.
     if (base.weight.requiresGrad || base.bias?.requiresGrad) return null;
     const operands = {
       weight: base.weight.value,
-      bias: base.bias?.value ?? null,
+      bias: options.bias ? (base.bias?.value ?? null) : null,
       loraA: this.loraA(adapterName).weight.value,
       loraB: this.loraB(adapterName).weight.value,
       scaling: this.scaling(adapterName),

@@ -762,7 +762,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"swiGluGrad", SwiGluGrad},
       {"loraLinear", LoraLinear},
       {"loraLinearGrad", LoraLinearGrad},
+      {"lowRankRowNorms", LowRankRowNorms},
       {"crossEntropy", CrossEntropy}, {"crossEntropyGrad", CrossEntropyGrad}, {"rotary", Rotary}, {"maskedSoftmax", MaskedSoftmax}, {"maskedSoftmaxGrad", MaskedSoftmaxGrad},
+      {"attention", Attention}, {"attentionGrad", AttentionGrad},
   };
   for (const auto& [name, callback] : functions) {
     napi_value function;

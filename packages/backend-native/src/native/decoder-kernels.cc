@@ -109,6 +109,59 @@ PEFT_VECTOR_CLONES void maskedSoftmaxGradRow(const float* dy, const float* proba
   for (column = 0; column < columns; column++) dx[column] = probabilities[column] * (dy[column] - dot) / scale;
 }
 
+
+// Additive mask entries at or below this hide their key: next to any visible key exp(score + entry − max) is 0 in
+// float32, so those columns can be skipped. A row with no visible key keeps every column (the softmax of equal
+// values is uniform, what transformers gives a padding query).
+constexpr float kHiddenBelow = -1e30f;
+// Query rows per block of the attention products: small enough that a causal mask skips most hidden keys, large
+// enough for sgemm to run near its peak.
+constexpr int64_t kAttentionRowBlock = 64;
+
+// The shapes of one attention call: query heads are grouped per key-value head ([batch, kvHeads, groups·length, d]).
+struct AttentionLayout {
+  int64_t batch, kvHeads, groups, length, keys, dimension, maskBatch;
+  int64_t blocksPerHead() const { return (length + kAttentionRowBlock - 1) / kAttentionRowBlock; }
+};
+
+struct KeyRange {
+  int64_t begin, end;
+};
+
+// For each mask batch and block of query positions, the keys some row of the block sees (all keys without a mask).
+std::vector<KeyRange> visibleKeyRanges(const AttentionLayout& layout, const float* mask) {
+  const int64_t blocks = layout.blocksPerHead();
+  std::vector<KeyRange> ranges(size_t(layout.maskBatch * blocks), KeyRange{0, layout.keys});
+  if (!mask) return ranges;
+  for (int64_t maskIndex = 0; maskIndex < layout.maskBatch; maskIndex++) {
+    for (int64_t block = 0; block < blocks; block++) {
+      KeyRange range{layout.keys, 0};
+      const int64_t first = block * kAttentionRowBlock, last = std::min(layout.length, first + kAttentionRowBlock);
+      for (int64_t position = first; position < last; position++) {
+        const float* row = mask + (maskIndex * layout.length + position) * layout.keys;
+        int64_t begin = 0, end = layout.keys;
+        while (begin < end && row[begin] <= kHiddenBelow) begin++;
+        while (end > begin && row[end - 1] <= kHiddenBelow) end--;
+        if (begin == end) begin = 0, end = layout.keys;
+        range.begin = std::min(range.begin, begin);
+        range.end = std::max(range.end, end);
+      }
+      ranges[size_t(maskIndex * blocks + block)] = range;
+    }
+  }
+  return ranges;
+}
+
+bool attentionLayout(napi_env env, napi_value* argv, AttentionLayout* layout) {
+  *layout = {integer(env, argv[0]), integer(env, argv[1]), integer(env, argv[2]), integer(env, argv[3]), integer(env, argv[4]), integer(env, argv[5]), integer(env, argv[6])};
+  if (layout->batch < 0 || layout->kvHeads < 0 || layout->groups < 1 || layout->length < 1 || layout->keys < 1 || layout->dimension < 1 ||
+      (layout->maskBatch != 1 && layout->maskBatch != layout->batch)) {
+    return fail(env, "attention: the shape arguments must be positive, the mask batch 1 or the batch");
+  }
+  return true;
+}
+
+bool lengthIs(const Floats& array, int64_t expected) { return array.length == size_t(expected); }
 }  // namespace
 
 // crossEntropy(logits, targets, logSumExp, rows, columns) → the mean of log Σ exp(row) − row[target] over rows whose
@@ -280,6 +333,131 @@ napi_value MaskedSoftmaxGrad(napi_env env, napi_callback_info info) {
   parallelFor(rows, rows * columns, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; row++) {
       maskedSoftmaxGradRow(dy.data + row * columns, probabilities.data + row * columns, scale, dx.data + row * columns, columns);
+    }
+  });
+  return undefinedValue(env);
+}
+
+
+// attention(query, keys, values, mask | null, output, probabilities, batch, kvHeads, groups, length, keys, dimension,
+// maskBatch, scale): P = softmax(Q·Kᵀ / scale + mask), output = P·V per head; query and output [batch, kvHeads,
+// groups·length, dimension], keys and values [batch, kvHeads, keys, dimension], mask [maskBatch, length, keys],
+// probabilities [batch, kvHeads, groups·length, keys] (kept for the gradient). Keys a block's rows cannot see are
+// neither multiplied nor exponentiated: a causal mask halves the work.
+napi_value Attention(napi_env env, napi_callback_info info) {
+  napi_value argv[14];
+  if (!arguments(env, info, argv)) return nullptr;
+  Floats query, keys, values, mask, output, probabilities;
+  if (!floats(env, argv[0], &query, "query must be a Float32Array") || !floats(env, argv[1], &keys, "keys must be a Float32Array") ||
+      !floats(env, argv[2], &values, "values must be a Float32Array") || !floats(env, argv[4], &output, "output must be a Float32Array") ||
+      !floats(env, argv[5], &probabilities, "probabilities must be a Float32Array")) {
+    return nullptr;
+  }
+  const bool masked = !isNull(env, argv[3]);
+  if (masked && !floats(env, argv[3], &mask, "mask must be a Float32Array")) return nullptr;
+  AttentionLayout layout;
+  if (!attentionLayout(env, argv + 6, &layout)) return nullptr;
+  const float scale = float(number(env, argv[13]));
+  const int64_t groupRows = layout.groups * layout.length, d = layout.dimension, keyCount = layout.keys;
+  const int64_t groupCount = layout.batch * layout.kvHeads;
+  if (!lengthIs(query, groupCount * groupRows * d) || !lengthIs(output, query.length) || !lengthIs(keys, groupCount * keyCount * d) ||
+      !lengthIs(values, keys.length) || !lengthIs(probabilities, groupCount * groupRows * keyCount) ||
+      (masked && !lengthIs(mask, layout.maskBatch * layout.length * keyCount))) {
+    fail(env, "attention: lengths do not match query [batch, kvHeads, groups·length, d], keys [batch, kvHeads, keys, d] and mask [1 or batch, length, keys]");
+    return nullptr;
+  }
+  const std::vector<KeyRange> ranges = visibleKeyRanges(layout, masked ? mask.data : nullptr);
+  const int64_t blocks = layout.blocksPerHead();
+  parallelProducts(groupCount, [&](int64_t firstGroup, int64_t endGroup) {
+    for (int64_t group = firstGroup; group < endGroup; group++) {
+      const int64_t maskIndex = layout.maskBatch == 1 ? 0 : group / layout.kvHeads;
+      const float* groupKeys = keys.data + group * keyCount * d;
+      const float* groupValues = values.data + group * keyCount * d;
+      for (int64_t head = 0; head < layout.groups; head++) {
+        for (int64_t block = 0; block < blocks; block++) {
+          const int64_t firstPosition = block * kAttentionRowBlock, rows = std::min(layout.length - firstPosition, kAttentionRowBlock);
+          const int64_t row0 = group * groupRows + head * layout.length + firstPosition;
+          const KeyRange range = ranges[size_t(maskIndex * blocks + block)];
+          const int64_t visible = range.end - range.begin;
+          float* scores = probabilities.data + row0 * keyCount;
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(visible), int(d), 1.0f, query.data + row0 * d, int(d),
+                      groupKeys + range.begin * d, int(d), 0.0f, scores + range.begin, int(keyCount));
+          for (int64_t row = 0; row < rows; row++) {
+            float* out = scores + row * keyCount;
+            const float* maskRow = masked ? mask.data + (maskIndex * layout.length + firstPosition + row) * keyCount + range.begin : nullptr;
+            maskedSoftmaxRow(out + range.begin, maskRow, scale, out + range.begin, visible);
+            std::fill(out, out + range.begin, 0.0f);
+            std::fill(out + range.end, out + keyCount, 0.0f);
+          }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(d), int(visible), 1.0f, scores + range.begin, int(keyCount),
+                      groupValues + range.begin * d, int(d), 0.0f, output.data + row0 * d, int(d));
+        }
+      }
+    }
+  });
+  return undefinedValue(env);
+}
+
+// attentionGrad(dy, query, keys, values, probabilities, mask | null, dQuery, dKeys, dValues, batch, kvHeads, groups,
+// length, keys, dimension, maskBatch, scale): with dS = P ⊙ (dy·Vᵀ − Σ (dy·Vᵀ)⊙P) / scale, dQuery = dS·K,
+// dKeys = Σ dSᵀ·Q and dValues = Σ Pᵀ·dy over a group's heads, in the layouts of attention.
+napi_value AttentionGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[17];
+  if (!arguments(env, info, argv)) return nullptr;
+  Floats dy, query, keys, values, probabilities, mask, dQuery, dKeys, dValues;
+  if (!floats(env, argv[0], &dy, "dy must be a Float32Array") || !floats(env, argv[1], &query, "query must be a Float32Array") ||
+      !floats(env, argv[2], &keys, "keys must be a Float32Array") || !floats(env, argv[3], &values, "values must be a Float32Array") ||
+      !floats(env, argv[4], &probabilities, "probabilities must be a Float32Array") || !floats(env, argv[6], &dQuery, "dQuery must be a Float32Array") ||
+      !floats(env, argv[7], &dKeys, "dKeys must be a Float32Array") || !floats(env, argv[8], &dValues, "dValues must be a Float32Array")) {
+    return nullptr;
+  }
+  const bool masked = !isNull(env, argv[5]);
+  if (masked && !floats(env, argv[5], &mask, "mask must be a Float32Array")) return nullptr;
+  AttentionLayout layout;
+  if (!attentionLayout(env, argv + 9, &layout)) return nullptr;
+  const float scale = float(number(env, argv[16]));
+  const int64_t groupRows = layout.groups * layout.length, d = layout.dimension, keyCount = layout.keys;
+  const int64_t groupCount = layout.batch * layout.kvHeads;
+  if (!lengthIs(query, groupCount * groupRows * d) || !lengthIs(dy, query.length) || !lengthIs(dQuery, query.length) ||
+      !lengthIs(keys, groupCount * keyCount * d) || !lengthIs(values, keys.length) || !lengthIs(dKeys, keys.length) || !lengthIs(dValues, keys.length) ||
+      !lengthIs(probabilities, groupCount * groupRows * keyCount) || (masked && !lengthIs(mask, layout.maskBatch * layout.length * keyCount))) {
+    fail(env, "attentionGrad: lengths do not match the layouts of attention");
+    return nullptr;
+  }
+  const std::vector<KeyRange> ranges = visibleKeyRanges(layout, masked ? mask.data : nullptr);
+  const int64_t blocks = layout.blocksPerHead();
+  std::fill(dKeys.data, dKeys.data + dKeys.length, 0.0f);
+  std::fill(dValues.data, dValues.data + dValues.length, 0.0f);
+  parallelProducts(groupCount, [&](int64_t firstGroup, int64_t endGroup) {
+    std::vector<float> dScores(size_t(kAttentionRowBlock * keyCount));
+    for (int64_t group = firstGroup; group < endGroup; group++) {
+      const int64_t maskIndex = layout.maskBatch == 1 ? 0 : group / layout.kvHeads;
+      const float* groupKeys = keys.data + group * keyCount * d;
+      const float* groupValues = values.data + group * keyCount * d;
+      float* groupDKeys = dKeys.data + group * keyCount * d;
+      float* groupDValues = dValues.data + group * keyCount * d;
+      for (int64_t head = 0; head < layout.groups; head++) {
+        for (int64_t block = 0; block < blocks; block++) {
+          const int64_t firstPosition = block * kAttentionRowBlock, rows = std::min(layout.length - firstPosition, kAttentionRowBlock);
+          const int64_t row0 = group * groupRows + head * layout.length + firstPosition;
+          const KeyRange range = ranges[size_t(maskIndex * blocks + block)];
+          const int64_t visible = range.end - range.begin;
+          const float* blockProbabilities = probabilities.data + row0 * keyCount + range.begin;
+          const float* blockDy = dy.data + row0 * d;
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(visible), int(d), int(rows), 1.0f, blockProbabilities, int(keyCount), blockDy, int(d),
+                      1.0f, groupDValues + range.begin * d, int(d));
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(visible), int(d), 1.0f, blockDy, int(d), groupValues + range.begin * d,
+                      int(d), 0.0f, dScores.data(), int(visible));
+          for (int64_t row = 0; row < rows; row++) {
+            float* dRow = dScores.data() + row * visible;
+            maskedSoftmaxGradRow(dRow, blockProbabilities + row * keyCount, scale, dRow, visible);
+          }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(d), int(visible), 1.0f, dScores.data(), int(visible),
+                      groupKeys + range.begin * d, int(d), 0.0f, dQuery.data + row0 * d, int(d));
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(visible), int(d), int(rows), 1.0f, dScores.data(), int(visible),
+                      query.data + row0 * d, int(d), 1.0f, groupDKeys + range.begin * d, int(d));
+        }
+      }
     }
   });
   return undefinedValue(env);

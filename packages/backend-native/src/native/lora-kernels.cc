@@ -3,6 +3,7 @@
 #include "native-arguments.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -108,6 +109,45 @@ napi_value LoraLinearGrad(napi_env env, napi_callback_info info) {
               dA.data, int(in));
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(outFeatures), int(rank), int(rows), scaling, dy.data, int(outFeatures), down.data,
               int(rank), 0.0f, dB.data, int(rank));
+  return undefinedValue(env);
+}
+
+// Rows of ‖W + scaling·B·A‖ per block: the block of W + ΔW exists only as this many rows at a time.
+constexpr int64_t kNormRowBlock = 16;
+
+// lowRankRowNorms(weight, left, right, norms, rows, columns, rank, scaling): norms[i] = ‖weight[i] + scaling·left[i]·right‖
+// (DoRA's weight norm), weight [rows, columns], left [rows, rank], right [rank, columns], the squares summed in double.
+napi_value LowRankRowNorms(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!arguments(env, info, argv)) return nullptr;
+  Floats weight, left, right, norms;
+  if (!floats(env, argv[0], &weight, "weight must be a Float32Array") || !floats(env, argv[1], &left, "left must be a Float32Array") ||
+      !floats(env, argv[2], &right, "right must be a Float32Array") || !floats(env, argv[3], &norms, "norms must be a Float32Array")) {
+    return nullptr;
+  }
+  const int64_t rows = integer(env, argv[4]), columns = integer(env, argv[5]), rank = integer(env, argv[6]);
+  const float scaling = float(number(env, argv[7]));
+  if (rows < 0 || columns < 1 || rank < 1 || !hasLength(weight, rows, columns) || !hasLength(left, rows, rank) || !hasLength(right, rank, columns) ||
+      norms.length != size_t(rows)) {
+    fail(env, "lowRankRowNorms: lengths do not match weight [rows, columns], left [rows, rank], right [rank, columns] and norms [rows]");
+    return nullptr;
+  }
+  const int64_t blocks = (rows + kNormRowBlock - 1) / kNormRowBlock;
+  parallelProducts(blocks, [&](int64_t firstBlock, int64_t endBlock) {
+    std::vector<float> tile(size_t(kNormRowBlock * columns));
+    for (int64_t block = firstBlock; block < endBlock; block++) {
+      const int64_t first = block * kNormRowBlock, count = std::min(rows - first, kNormRowBlock);
+      std::memcpy(tile.data(), weight.data + first * columns, size_t(count * columns) * sizeof(float));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(count), int(columns), int(rank), scaling, left.data + first * rank, int(rank), right.data,
+                  int(columns), 1.0f, tile.data(), int(columns));
+      for (int64_t row = 0; row < count; row++) {
+        const float* values = tile.data() + row * columns;
+        double squares = 0;
+        for (int64_t column = 0; column < columns; column++) squares += double(values[column]) * values[column];
+        norms.data[first + row] = float(std::sqrt(squares));
+      }
+    }
+  });
   return undefinedValue(env);
 }
 

@@ -120,4 +120,18 @@ void parallelFor(int64_t count, int64_t elements, const Body& body) {
   for (std::thread& worker : workers) worker.join();
 }
 
+// body(begin, end) over [0, count) independent pieces of small products. With at least as many pieces as threads,
+// each thread takes a contiguous range and OpenBLAS runs single-threaded inside it (products this small split
+// badly across threads); otherwise the calling thread takes them all, each product on OpenBLAS's threads.
+template <typename Body>
+void parallelProducts(int64_t count, const Body& body) {
+  if (elementwiseThreads <= 1 || count < elementwiseThreads) {
+    body(int64_t(0), count);
+    return;
+  }
+  openblas_set_num_threads(1);
+  parallelFor(count, count * kParallelGrain, body);
+  openblas_set_num_threads(elementwiseThreads);
+}
+
 }  // namespace peft_native

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Linear, Module, type LinearLike } from '@peft-ts/core';
-import { matMul, nextSeed } from '@peft-ts/core/internal';
 import type { DecoderConfig } from './decoder-config.js';
 import type { KeyValueCache } from './key-value-cache.js';
-import { maskedSoftmax } from './masked-softmax.js';
+import { groupedAttention } from './grouped-attention.js';
 import { applyRotary, type RotaryAngles } from './rotary-embedding.js';
 
 /** What every layer of one forward shares: rotary angles, the additive mask, the cache. */
@@ -60,12 +59,13 @@ export class DecoderAttention extends Module {
 
       // [B, heads, T, d] → [B, kv, G·T, d]: heads of one group are adjacent, so this is a free reshape.
       const groupedQuery = tf.reshape(query, [batch, keyValueHeads, groups * length, dimension]);
-      const scores = matMul(groupedQuery, keys, false, true);
-      let probabilities = maskedSoftmax(scores, Math.sqrt(dimension), context.mask, [batch, heads, length, keyLength]);
-      // Dropout is elementwise, so the grouped layout takes the same mask.
-      if (this.training && this.attentionDropout > 0) probabilities = tf.dropout(probabilities, this.attentionDropout, undefined, nextSeed());
-
-      const output = tf.reshape(matMul(probabilities, values), [batch, heads, length, dimension]);
+      const attended = groupedAttention(groupedQuery as tf.Tensor4D, keys, values, {
+        scale: Math.sqrt(dimension),
+        mask: context.mask,
+        perHead: [batch, heads, length, keyLength],
+        dropout: this.training ? this.attentionDropout : 0,
+      });
+      const output = tf.reshape(attended, [batch, heads, length, dimension]);
       const merged = tf.reshape(tf.transpose(output, [0, 2, 1, 3]), [batch, length, heads * dimension]);
       return this.child<LinearLike>('o_proj').forward(merged) as tf.Tensor3D;
     });

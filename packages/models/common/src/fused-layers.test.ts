@@ -5,6 +5,7 @@ import { initBackend, nativeBackendAvailable } from '@peft-ts/core/backend';
 import { describe, expect, it } from 'vitest';
 import { buildAttentionMask } from './attention-mask.js';
 import { IGNORE_INDEX, causalLanguageModelLoss } from './causal-language-model-loss.js';
+import { groupedAttention } from './grouped-attention.js';
 import { maskedSoftmax } from './masked-softmax.js';
 import { RotaryEmbedding, applyRotary } from './rotary-embedding.js';
 import { swiGlu } from './swiglu.js';
@@ -45,7 +46,7 @@ const available = await nativeBackendAvailable();
 describe.skipIf(!available)('fused layer kernels on native against the tf-op composition on cpu', () => {
   it('native registers them, cpu does not', async () => {
     await initBackend('native');
-    const names = ['PeftRmsNorm', 'PeftRmsNormGrad', 'PeftSwiGlu', 'PeftSwiGluGrad', 'PeftCrossEntropy', 'PeftCrossEntropyGrad', 'PeftRotary', 'PeftMaskedSoftmax', 'PeftMaskedSoftmaxGrad'];
+    const names = ['PeftRmsNorm', 'PeftRmsNormGrad', 'PeftSwiGlu', 'PeftSwiGluGrad', 'PeftCrossEntropy', 'PeftCrossEntropyGrad', 'PeftRotary', 'PeftMaskedSoftmax', 'PeftMaskedSoftmaxGrad', 'PeftAttention', 'PeftAttentionGrad'];
     for (const name of names) expect(hasFusedKernel(name)).toBe(true);
     await initBackend('cpu');
     expect(hasFusedKernel('PeftRmsNorm')).toBe(false);
@@ -144,6 +145,33 @@ describe.skipIf(!available)('fused layer kernels on native against the tf-op com
       };
       const [native, cpu] = await onBackends(['native', 'cpu'], [[2, 2, 12, 8], [2, 2, 12, 8]], compute, 8);
       expectRelativelyClose(native, cpu);
+    });
+  }
+
+  // Query lengths past one 64-row block, some not a multiple of it; batch 1 with one key-value head runs its group on
+  // OpenBLAS's threads, the others one group per thread.
+  const attentionCases = [
+    { name: 'causal, 150 queries, 2 × 2 groups of 2 heads', batch: 2, keyValueHeads: 2, groups: 2, length: 150, past: 0, window: null, padded: false },
+    { name: 'causal with a sliding window of 40 after 5 cached keys', batch: 2, keyValueHeads: 2, groups: 2, length: 130, past: 5, window: 40, padded: false },
+    { name: 'causal with left padding (fully masked rows)', batch: 2, keyValueHeads: 1, groups: 3, length: 70, past: 0, window: null, padded: true },
+    { name: 'one group of 4 heads, causal', batch: 1, keyValueHeads: 1, groups: 4, length: 65, past: 0, window: null, padded: false },
+    { name: 'one query after 9 cached keys (no mask)', batch: 2, keyValueHeads: 2, groups: 2, length: 1, past: 9, window: null, padded: false },
+  ];
+  for (const { name, batch, keyValueHeads, groups, length, past, window, padded } of attentionCases) {
+    it(`grouped attention, ${name}: values and gradients`, async () => {
+      const [keys, dimension, heads] = [past + length, 8, keyValueHeads * groups];
+      const compute = (query: tf.Tensor, key: tf.Tensor, value: tf.Tensor, dy: tf.Tensor) => {
+        const paddingMask = padded ? tf.tensor2d(Array.from({ length: batch * keys }, (_, index) => (index >= keys && index % keys < 20 ? 0 : 1)), [batch, keys]) : null;
+        const mask = buildAttentionMask({ batchSize: batch, queryLength: length, pastLength: past, slidingWindow: window, paddingMask });
+        const attend = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
+          groupedAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, { scale: Math.sqrt(dimension), mask, perHead: [batch, heads, length, keys], dropout: 0 });
+        const { value: loss, grads } = tf.valueAndGrads((q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(attend(q, k, v), dy)))([query, key, value]);
+        return [attend(query, key, value), loss, ...grads];
+      };
+      const groupedShape = [batch, keyValueHeads, groups * length, dimension];
+      const keyShape = [batch, keyValueHeads, keys, dimension];
+      const [native, cpu] = await onBackends(['native', 'cpu'], [groupedShape, keyShape, keyShape, groupedShape], compute, 3);
+      expectRelativelyClose(native, cpu, 1e-4);
     });
   }
 });

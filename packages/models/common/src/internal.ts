@@ -4,6 +4,7 @@ export { positionLimit, headDimensionOf, lineageDecoderFields, type LineageConfi
 export { checkHeadCounts, parseConfigJson, configFields, resolveKeyValueHeads } from './config-schema.js';
 export { buildAttentionMask, FLOAT32_MIN, type AttentionMaskOptions } from './attention-mask.js';
 export { applyRotary, type RotaryAngles } from './rotary-embedding.js';
+export { groupedAttention } from './grouped-attention.js';
 export { maskedSoftmax } from './masked-softmax.js';
 export { swiGlu } from './swiglu.js';
 export type { AttentionContext } from './decoder-attention.js';

@@ -25,7 +25,7 @@ export function maskedSoftmax(scores: tf.Tensor, scale: number, mask: tf.Tensor 
 }
 
 /** Whether the fused kernel takes this mask: none, or [1 or B, 1, T, keys] float32 (what `buildAttentionMask` gives). */
-function fusableMask(mask: tf.Tensor | null, [batch, , length, keys]: number[]): boolean {
+export function fusableMask(mask: tf.Tensor | null, [batch, , length, keys]: number[]): boolean {
   if (!mask) return true;
   const [maskBatch, heads, maskLength, maskKeys] = mask.shape;
   return mask.rank === 4 && mask.dtype === 'float32' && (maskBatch === 1 || maskBatch === batch) && heads === 1 && maskLength === length && maskKeys === keys;
