@@ -45,6 +45,10 @@ let status: AddonStatus | undefined;
 export function loadAddon(): AddonStatus {
   if (status) return status;
   const require = createRequire(import.meta.url);
+  // OpenBLAS reads this when it loads, with the addon. By default its idle threads busy-wait 2^28 cycles (~0.1 s)
+  // after every product, taking a core from the kernels that run next on threads of their own (element-wise ops,
+  // attention); 2^16 cycles still spans the back-to-back products of one kernel. A value the user set is kept.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '16';
   try {
     status = { addon: require('../build/Release/peft_native.node') as NativeAddon };
   } catch (error) {
