@@ -122,10 +122,23 @@ constexpr int64_t kAttentionRowBlock = 64;
 struct AttentionLayout {
   int64_t batch, kvHeads, groups, length, keys, dimension, maskBatch;
   int64_t blocksPerHead() const { return (length + kAttentionRowBlock - 1) / kAttentionRowBlock; }
+  int64_t groupCount() const { return batch * kvHeads; }
+  int64_t groupRows() const { return groups * length; }
+  // Elements of the query-shaped, key-shaped, probability and mask arrays.
+  size_t queryElements() const { return size_t(groupCount() * groupRows() * dimension); }
+  size_t keyElements() const { return size_t(groupCount() * keys * dimension); }
+  size_t probabilityElements() const { return size_t(groupCount() * groupRows() * keys); }
+  size_t maskElements() const { return size_t(maskBatch * length * keys); }
 };
 
 struct KeyRange {
   int64_t begin, end;
+};
+
+// Query rows [row0, row0 + rows) of the grouped layout, at positions from firstPosition, that see keys `range`.
+struct QueryBlock {
+  int64_t row0, rows, firstPosition, maskIndex;
+  KeyRange range;
 };
 
 // For each mask batch and block of query positions, the keys some row of the block sees (all keys without a mask).
@@ -161,7 +174,18 @@ bool attentionLayout(napi_env env, napi_value* argv, AttentionLayout* layout) {
   return true;
 }
 
-bool lengthIs(const Floats& array, int64_t expected) { return array.length == size_t(expected); }
+// body(block) for each block of one (batch, key-value head) group's query rows, head by head.
+template <typename Body>
+void forEachQueryBlock(const AttentionLayout& layout, const std::vector<KeyRange>& ranges, int64_t group, const Body& body) {
+  const int64_t blocks = layout.blocksPerHead(), maskIndex = layout.maskBatch == 1 ? 0 : group / layout.kvHeads;
+  for (int64_t head = 0; head < layout.groups; head++) {
+    for (int64_t block = 0; block < blocks; block++) {
+      const int64_t firstPosition = block * kAttentionRowBlock;
+      body(QueryBlock{group * layout.groupRows() + head * layout.length + firstPosition, std::min(layout.length - firstPosition, kAttentionRowBlock),
+                      firstPosition, maskIndex, ranges[size_t(maskIndex * blocks + block)]});
+    }
+  }
+}
 }  // namespace
 
 // crossEntropy(logits, targets, logSumExp, rows, columns) → the mean of log Σ exp(row) − row[target] over rows whose
@@ -358,41 +382,32 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   AttentionLayout layout;
   if (!attentionLayout(env, argv + 6, &layout)) return nullptr;
   const float scale = float(number(env, argv[13]));
-  const int64_t groupRows = layout.groups * layout.length, d = layout.dimension, keyCount = layout.keys;
-  const int64_t groupCount = layout.batch * layout.kvHeads;
-  if (!lengthIs(query, groupCount * groupRows * d) || !lengthIs(output, query.length) || !lengthIs(keys, groupCount * keyCount * d) ||
-      !lengthIs(values, keys.length) || !lengthIs(probabilities, groupCount * groupRows * keyCount) ||
-      (masked && !lengthIs(mask, layout.maskBatch * layout.length * keyCount))) {
+  if (query.length != layout.queryElements() || output.length != query.length || keys.length != layout.keyElements() || values.length != keys.length ||
+      probabilities.length != layout.probabilityElements() || (masked && mask.length != layout.maskElements())) {
     fail(env, "attention: lengths do not match query [batch, kvHeads, groups·length, d], keys [batch, kvHeads, keys, d] and mask [1 or batch, length, keys]");
     return nullptr;
   }
   const std::vector<KeyRange> ranges = visibleKeyRanges(layout, masked ? mask.data : nullptr);
-  const int64_t blocks = layout.blocksPerHead();
-  parallelProducts(groupCount, [&](int64_t firstGroup, int64_t endGroup) {
+  const int64_t d = layout.dimension, keyCount = layout.keys;
+  parallelProducts(layout.groupCount(), [&](int64_t firstGroup, int64_t endGroup) {
     for (int64_t group = firstGroup; group < endGroup; group++) {
-      const int64_t maskIndex = layout.maskBatch == 1 ? 0 : group / layout.kvHeads;
       const float* groupKeys = keys.data + group * keyCount * d;
       const float* groupValues = values.data + group * keyCount * d;
-      for (int64_t head = 0; head < layout.groups; head++) {
-        for (int64_t block = 0; block < blocks; block++) {
-          const int64_t firstPosition = block * kAttentionRowBlock, rows = std::min(layout.length - firstPosition, kAttentionRowBlock);
-          const int64_t row0 = group * groupRows + head * layout.length + firstPosition;
-          const KeyRange range = ranges[size_t(maskIndex * blocks + block)];
-          const int64_t visible = range.end - range.begin;
-          float* scores = probabilities.data + row0 * keyCount;
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(visible), int(d), 1.0f, query.data + row0 * d, int(d),
-                      groupKeys + range.begin * d, int(d), 0.0f, scores + range.begin, int(keyCount));
-          for (int64_t row = 0; row < rows; row++) {
-            float* out = scores + row * keyCount;
-            const float* maskRow = masked ? mask.data + (maskIndex * layout.length + firstPosition + row) * keyCount + range.begin : nullptr;
-            maskedSoftmaxRow(out + range.begin, maskRow, scale, out + range.begin, visible);
-            std::fill(out, out + range.begin, 0.0f);
-            std::fill(out + range.end, out + keyCount, 0.0f);
-          }
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(d), int(visible), 1.0f, scores + range.begin, int(keyCount),
-                      groupValues + range.begin * d, int(d), 0.0f, output.data + row0 * d, int(d));
+      forEachQueryBlock(layout, ranges, group, [&](const QueryBlock& block) {
+        const auto [begin, end] = block.range;
+        float* scores = probabilities.data + block.row0 * keyCount;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(block.rows), int(end - begin), int(d), 1.0f, query.data + block.row0 * d, int(d),
+                    groupKeys + begin * d, int(d), 0.0f, scores + begin, int(keyCount));
+        for (int64_t row = 0; row < block.rows; row++) {
+          float* out = scores + row * keyCount;
+          const float* maskRow = masked ? mask.data + (block.maskIndex * layout.length + block.firstPosition + row) * keyCount + begin : nullptr;
+          maskedSoftmaxRow(out + begin, maskRow, scale, out + begin, end - begin);
+          std::fill(out, out + begin, 0.0f);
+          std::fill(out + end, out + keyCount, 0.0f);
         }
-      }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(block.rows), int(d), int(end - begin), 1.0f, scores + begin, int(keyCount),
+                    groupValues + begin * d, int(d), 0.0f, output.data + block.row0 * d, int(d));
+      });
     }
   });
   return undefinedValue(env);
@@ -416,48 +431,42 @@ napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   AttentionLayout layout;
   if (!attentionLayout(env, argv + 9, &layout)) return nullptr;
   const float scale = float(number(env, argv[16]));
-  const int64_t groupRows = layout.groups * layout.length, d = layout.dimension, keyCount = layout.keys;
-  const int64_t groupCount = layout.batch * layout.kvHeads;
-  if (!lengthIs(query, groupCount * groupRows * d) || !lengthIs(dy, query.length) || !lengthIs(dQuery, query.length) ||
-      !lengthIs(keys, groupCount * keyCount * d) || !lengthIs(values, keys.length) || !lengthIs(dKeys, keys.length) || !lengthIs(dValues, keys.length) ||
-      !lengthIs(probabilities, groupCount * groupRows * keyCount) || (masked && !lengthIs(mask, layout.maskBatch * layout.length * keyCount))) {
+  const size_t queryElements = layout.queryElements(), keyElements = layout.keyElements();
+  if (query.length != queryElements || dy.length != queryElements || dQuery.length != queryElements || keys.length != keyElements ||
+      values.length != keyElements || dKeys.length != keyElements || dValues.length != keyElements || probabilities.length != layout.probabilityElements() ||
+      (masked && mask.length != layout.maskElements())) {
     fail(env, "attentionGrad: lengths do not match the layouts of attention");
     return nullptr;
   }
   const std::vector<KeyRange> ranges = visibleKeyRanges(layout, masked ? mask.data : nullptr);
-  const int64_t blocks = layout.blocksPerHead();
+  const int64_t d = layout.dimension, keyCount = layout.keys;
   std::fill(dKeys.data, dKeys.data + dKeys.length, 0.0f);
   std::fill(dValues.data, dValues.data + dValues.length, 0.0f);
-  parallelProducts(groupCount, [&](int64_t firstGroup, int64_t endGroup) {
+  parallelProducts(layout.groupCount(), [&](int64_t firstGroup, int64_t endGroup) {
     std::vector<float> dScores(size_t(kAttentionRowBlock * keyCount));
     for (int64_t group = firstGroup; group < endGroup; group++) {
-      const int64_t maskIndex = layout.maskBatch == 1 ? 0 : group / layout.kvHeads;
       const float* groupKeys = keys.data + group * keyCount * d;
       const float* groupValues = values.data + group * keyCount * d;
       float* groupDKeys = dKeys.data + group * keyCount * d;
       float* groupDValues = dValues.data + group * keyCount * d;
-      for (int64_t head = 0; head < layout.groups; head++) {
-        for (int64_t block = 0; block < blocks; block++) {
-          const int64_t firstPosition = block * kAttentionRowBlock, rows = std::min(layout.length - firstPosition, kAttentionRowBlock);
-          const int64_t row0 = group * groupRows + head * layout.length + firstPosition;
-          const KeyRange range = ranges[size_t(maskIndex * blocks + block)];
-          const int64_t visible = range.end - range.begin;
-          const float* blockProbabilities = probabilities.data + row0 * keyCount + range.begin;
-          const float* blockDy = dy.data + row0 * d;
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(visible), int(d), int(rows), 1.0f, blockProbabilities, int(keyCount), blockDy, int(d),
-                      1.0f, groupDValues + range.begin * d, int(d));
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(visible), int(d), 1.0f, blockDy, int(d), groupValues + range.begin * d,
-                      int(d), 0.0f, dScores.data(), int(visible));
-          for (int64_t row = 0; row < rows; row++) {
-            float* dRow = dScores.data() + row * visible;
-            maskedSoftmaxGradRow(dRow, blockProbabilities + row * keyCount, scale, dRow, visible);
-          }
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(d), int(visible), 1.0f, dScores.data(), int(visible),
-                      groupKeys + range.begin * d, int(d), 0.0f, dQuery.data + row0 * d, int(d));
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(visible), int(d), int(rows), 1.0f, dScores.data(), int(visible),
-                      query.data + row0 * d, int(d), 1.0f, groupDKeys + range.begin * d, int(d));
+      forEachQueryBlock(layout, ranges, group, [&](const QueryBlock& block) {
+        const auto [begin, end] = block.range;
+        const int64_t visible = end - begin;
+        const float* blockProbabilities = probabilities.data + block.row0 * keyCount + begin;
+        const float* blockDy = dy.data + block.row0 * d;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(visible), int(d), int(block.rows), 1.0f, blockProbabilities, int(keyCount), blockDy, int(d),
+                    1.0f, groupDValues + begin * d, int(d));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(block.rows), int(visible), int(d), 1.0f, blockDy, int(d), groupValues + begin * d, int(d),
+                    0.0f, dScores.data(), int(visible));
+        for (int64_t row = 0; row < block.rows; row++) {
+          float* dRow = dScores.data() + row * visible;
+          maskedSoftmaxGradRow(dRow, blockProbabilities + row * keyCount, scale, dRow, visible);
         }
-      }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(block.rows), int(d), int(visible), 1.0f, dScores.data(), int(visible),
+                    groupKeys + begin * d, int(d), 0.0f, dQuery.data + block.row0 * d, int(d));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(visible), int(d), int(block.rows), 1.0f, dScores.data(), int(visible),
+                    query.data + block.row0 * d, int(d), 1.0f, groupDKeys + begin * d, int(d));
+      });
     }
   });
   return undefinedValue(env);
